@@ -1,0 +1,125 @@
+//! The [`BlockDevice`] trait and the sector sizes it supports.
+
+use crate::error::{DiskError, DiskErrorKind};
+
+/// Logical sector size of a device: 512 bytes (the common case, and what
+/// every ESXi layout table assumes) or 4096 bytes (4Kn media).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SectorSize {
+    /// 512-byte sectors.
+    #[default]
+    S512,
+    /// 4096-byte sectors (4Kn).
+    S4096,
+}
+
+impl SectorSize {
+    /// Size in bytes.
+    pub const fn bytes(self) -> u32 {
+        match self {
+            SectorSize::S512 => 512,
+            SectorSize::S4096 => 4096,
+        }
+    }
+
+    /// Size in bytes as `usize`, for buffer arithmetic.
+    pub const fn len(self) -> usize {
+        self.bytes() as usize
+    }
+
+    /// Size in bytes as `u64`, for offset arithmetic.
+    pub const fn bytes_u64(self) -> u64 {
+        self.bytes() as u64
+    }
+
+    /// The size with this many bytes, if it is a supported one.
+    pub fn from_bytes(bytes: u32) -> Option<SectorSize> {
+        match bytes {
+            512 => Some(SectorSize::S512),
+            4096 => Some(SectorSize::S4096),
+            _ => None,
+        }
+    }
+}
+
+/// A disk addressed in whole sectors.
+///
+/// Reads and writes take a buffer of one or more whole sectors starting at
+/// `lba`. Implementations must reject out-of-range and misaligned requests
+/// with an error (see [`BlockDevice::check_range`]) and never panic on them.
+pub trait BlockDevice {
+    /// Logical sector size.
+    fn sector_size(&self) -> SectorSize;
+
+    /// Number of sectors on the device.
+    fn sector_count(&self) -> u64;
+
+    /// Reads `buf.len() / sector_size` sectors starting at `lba`.
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError>;
+
+    /// Writes `buf.len() / sector_size` sectors starting at `lba`.
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError>;
+
+    /// Makes every earlier write durable.
+    fn flush(&mut self) -> Result<(), DiskError>;
+
+    /// Size of the device in bytes.
+    fn size_bytes(&self) -> u64 {
+        self.sector_count()
+            .saturating_mul(self.sector_size().bytes_u64())
+    }
+
+    /// Checks that `len` bytes at `lba` are whole sectors inside the device
+    /// and returns the number of sectors.
+    fn check_range(&self, lba: u64, len: usize) -> Result<u64, DiskError> {
+        let sector = self.sector_size().len();
+        if len % sector != 0 {
+            return Err(DiskError::new(DiskErrorKind::Misaligned, lba)
+                .with_detail(format!("buffer of {len} bytes is not a multiple of {sector}")));
+        }
+        let count = (len / sector) as u64;
+        match lba.checked_add(count) {
+            Some(end) if end <= self.sector_count() => Ok(count),
+            _ => Err(DiskError::new(DiskErrorKind::OutOfRange, lba).with_detail(format!(
+                "{count} sector(s) at LBA {lba} pass the end of a {}-sector device",
+                self.sector_count()
+            ))),
+        }
+    }
+}
+
+impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
+    fn sector_size(&self) -> SectorSize {
+        (**self).sector_size()
+    }
+    fn sector_count(&self) -> u64 {
+        (**self).sector_count()
+    }
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        (**self).read_sectors(lba, buf)
+    }
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError> {
+        (**self).write_sectors(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        (**self).flush()
+    }
+}
+
+impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
+    fn sector_size(&self) -> SectorSize {
+        (**self).sector_size()
+    }
+    fn sector_count(&self) -> u64 {
+        (**self).sector_count()
+    }
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        (**self).read_sectors(lba, buf)
+    }
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError> {
+        (**self).write_sectors(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        (**self).flush()
+    }
+}

@@ -1,0 +1,159 @@
+//! [`FileDisk`]: a raw disk image file, read and written with positional I/O.
+//!
+//! A new image is created sparse (`set_len`, no data written), and
+//! [`FileDisk::save_sparse`] writes a [`MemDisk`] out by writing only its
+//! stored chunks, so an 8 GiB image holding 300 MB costs about 300 MB of
+//! disk. An image opened read-only can never be modified: writes fail with
+//! [`DiskErrorKind::ReadOnly`] before reaching the file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::device::{BlockDevice, SectorSize};
+use crate::error::{DiskError, DiskErrorKind};
+use crate::mem::MemDisk;
+
+/// A raw image file used as a block device.
+#[derive(Debug)]
+pub struct FileDisk {
+    file: File,
+    path: PathBuf,
+    sector_size: SectorSize,
+    sectors: u64,
+    trailing_bytes: u64,
+    writable: bool,
+}
+
+impl FileDisk {
+    /// Opens an existing image read-only. A size that is not a whole number
+    /// of sectors is allowed: the partial last sector is not addressable
+    /// (see [`FileDisk::trailing_bytes`]).
+    pub fn open_read_only(path: impl AsRef<Path>, sector_size: SectorSize) -> io::Result<FileDisk> {
+        let path = path.as_ref();
+        let file = File::open(path)?;
+        FileDisk::from_file(file, path, sector_size, false)
+    }
+
+    /// Opens an existing image for reading and writing.
+    pub fn open(path: impl AsRef<Path>, sector_size: SectorSize) -> io::Result<FileDisk> {
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        FileDisk::from_file(file, path, sector_size, true)
+    }
+
+    /// Creates (or truncates) a sparse all-zero image of `sectors` sectors.
+    pub fn create(path: impl AsRef<Path>, sectors: u64, sector_size: SectorSize) -> io::Result<FileDisk> {
+        let path = path.as_ref();
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+        let bytes = sectors
+            .checked_mul(sector_size.bytes_u64())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "disk size overflows"))?;
+        file.set_len(bytes)?;
+        FileDisk::from_file(file, path, sector_size, true)
+    }
+
+    fn from_file(file: File, path: &Path, sector_size: SectorSize, writable: bool) -> io::Result<FileDisk> {
+        let len = file.metadata()?.len();
+        Ok(FileDisk {
+            file,
+            path: path.to_owned(),
+            sector_size,
+            sectors: len / sector_size.bytes_u64(),
+            trailing_bytes: len % sector_size.bytes_u64(),
+            writable,
+        })
+    }
+
+    /// Path of the image.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes after the last whole sector (non-zero for a truncated image).
+    pub fn trailing_bytes(&self) -> u64 {
+        self.trailing_bytes
+    }
+
+    /// Writes `disk` to `path` as a sparse raw image, atomically: the data
+    /// goes to a temporary file in the same directory, is synced, and is
+    /// renamed over `path`. Only stored chunks are written.
+    pub fn save_sparse(disk: &MemDisk, path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name"))?;
+        let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+        let result = (|| {
+            let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+            file.set_len(disk.size_bytes())?;
+            for (offset, data) in disk.stored_chunks() {
+                file.write_all_at(data, offset)?;
+            }
+            file.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Reads the whole image into a sparse [`MemDisk`], skipping zero chunks.
+    pub fn load(&mut self) -> Result<MemDisk, DiskError> {
+        let mut disk = MemDisk::new(self.sectors, self.sector_size);
+        let step = 1 << 20;
+        let sector = self.sector_size.bytes_u64();
+        let mut buf = vec![0u8; step];
+        let mut lba = 0;
+        while lba < self.sectors {
+            let count = (self.sectors - lba).min(step as u64 / sector);
+            let len = (count * sector) as usize;
+            self.read_sectors(lba, &mut buf[..len])?;
+            if buf[..len].iter().any(|&b| b != 0) {
+                disk.write_sectors(lba, &buf[..len])?;
+            }
+            lba += count;
+        }
+        Ok(disk)
+    }
+}
+
+impl BlockDevice for FileDisk {
+    fn sector_size(&self) -> SectorSize {
+        self.sector_size
+    }
+
+    fn sector_count(&self) -> u64 {
+        self.sectors
+    }
+
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.check_range(lba, buf.len())?;
+        self.file
+            .read_exact_at(buf, lba * self.sector_size.bytes_u64())
+            .map_err(|e| DiskError::new(DiskErrorKind::Io, lba).with_detail(format!("reading {}", self.path.display())).with_source(e))
+    }
+
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.check_range(lba, buf.len())?;
+        if !self.writable {
+            return Err(DiskError::new(DiskErrorKind::ReadOnly, lba).with_detail(format!("{} is open read-only", self.path.display())));
+        }
+        self.file
+            .write_all_at(buf, lba * self.sector_size.bytes_u64())
+            .map_err(|e| DiskError::new(DiskErrorKind::Io, lba).with_detail(format!("writing {}", self.path.display())).with_source(e))
+    }
+
+    fn flush(&mut self) -> Result<(), DiskError> {
+        if !self.writable {
+            return Ok(());
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| DiskError::new(DiskErrorKind::Io, 0).with_detail(format!("syncing {}", self.path.display())).with_source(e))
+    }
+}
