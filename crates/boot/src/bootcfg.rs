@@ -1,0 +1,500 @@
+//! boot.cfg: parsed exactly as esx-boot's `bootlib/parse.c` does, and
+//! rendered for the image builder. Parser and renderer live together so a
+//! rendered file always parses back to what was put in.
+//!
+//! The parser's quirks (ESXI-BOOT.md section 1), each kept on purpose:
+//! - lines end at LF only; a NUL ends a line; zero-length lines are skipped;
+//! - whitespace is esx-boot's set (space, TAB, LF, VT, FF, CR, BS, NBSP):
+//!   trimmed at both ends, runs merged into one space;
+//! - `#` starts a comment only as the first character of a normalised line;
+//! - the key is everything before the first `=`; whitespace before `=` makes
+//!   the key end in a space, so the line silently matches nothing;
+//! - an option matches when its name *starts with* the key, ignoring case,
+//!   in table order (so `b=` is build, `t=` is title, an empty key is the
+//!   first option);
+//! - integers must be `-?[0-9]*` or the whole file is rejected; `atoi` is
+//!   strtol base 10, saturating to 64 bits, then truncated to 32;
+//! - an empty value makes an integer 0 and a string unset;
+//! - the last occurrence of a key wins.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Which loader's option table to parse with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loader {
+    /// safeboot: build, updated, bootstate, quickboot.
+    Safeboot,
+    /// mboot: kernel, kernelopt, modules, title, prefix, ...
+    Mboot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+}
+
+/// safeboot's table (`safeboot/config.c`), in order.
+const SAFEBOOT_OPTIONS: &[(&str, Kind)] =
+    &[("build", Kind::Str), ("updated", Kind::Int), ("bootstate", Kind::Int), ("quickboot", Kind::Int)];
+
+/// mboot's table (`mboot/config.c` MBOOT_OPTIONS), in order.
+const MBOOT_OPTIONS: &[(&str, Kind)] = &[
+    ("kernel", Kind::Str),
+    ("kernelopt", Kind::Str),
+    ("modules", Kind::Str),
+    ("title", Kind::Str),
+    ("prefix", Kind::Str),
+    ("nobootif", Kind::Int),
+    ("timeout", Kind::Int),
+    ("noquirks", Kind::Int),
+    ("norts", Kind::Int),
+    ("crypto", Kind::Str),
+    ("runtimewd", Kind::Int),
+    ("tftpblksize", Kind::Int),
+    ("acpitables", Kind::Str),
+    ("runtimewdtimeout", Kind::Int),
+    ("skip", Kind::Int),
+    ("errtimeout", Kind::Int),
+];
+
+/// A value of one option after parsing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value {
+    Str(Option<String>),
+    Int(i32),
+}
+
+/// A syntax error: the loader rejects the whole file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("boot.cfg line {line}: `{key}` needs a number, got `{value}`")]
+pub struct SyntaxError {
+    /// 1-based line number.
+    pub line: usize,
+    /// The option the line matched.
+    pub key: &'static str,
+    /// The value that is not a number.
+    pub value: String,
+}
+
+/// esx-boot's `isspace` (`libc/ctypes.c`): not glibc's set.
+pub fn is_esx_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' | 0x08 | 0xA0)
+}
+
+/// `str_merge_spaces`: trim, then merge every whitespace run into one space.
+fn merge_spaces(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len());
+    let mut pending_space = false;
+    for &b in line {
+        if is_esx_space(b) {
+            pending_space = !out.is_empty();
+        } else {
+            if pending_space {
+                out.push(b' ');
+                pending_space = false;
+            }
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// `is_number`: an optional single leading `-`, then only digits (zero
+/// digits allowed, so `-` alone passes).
+fn is_number(s: &[u8]) -> bool {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    digits.iter().all(u8::is_ascii_digit)
+}
+
+/// `atoi` as esx-boot's libc does it: `strtol(s, NULL, 10)` saturating at
+/// the 64-bit `long` range (x86_64/arm64 UEFI builds), truncated to `int`.
+fn atoi(s: &[u8]) -> i32 {
+    let (negative, digits) = match s.strip_prefix(b"-") {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    let mut value: i64 = 0;
+    for &d in digits {
+        let digit = i64::from(d - b'0');
+        value = if negative {
+            value.saturating_mul(10).saturating_sub(digit)
+        } else {
+            value.saturating_mul(10).saturating_add(digit)
+        };
+    }
+    value as i32
+}
+
+/// Parsed options of one loader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Options {
+    table: &'static [(&'static str, Kind)],
+    values: Vec<Value>,
+}
+
+impl Options {
+    fn get_str(&self, name: &str) -> Option<&str> {
+        match &self.values[self.index(name)] {
+            Value::Str(s) => s.as_deref(),
+            Value::Int(_) => None,
+        }
+    }
+
+    fn get_int(&self, name: &str) -> i32 {
+        match self.values[self.index(name)] {
+            Value::Int(v) => v,
+            Value::Str(_) => 0,
+        }
+    }
+
+    fn index(&self, name: &str) -> usize {
+        self.table.iter().position(|(n, _)| *n == name).expect("option in table")
+    }
+}
+
+/// `parse_config_file` with one loader's table and defaults.
+fn parse_with(text: &[u8], loader: Loader) -> Result<Options, SyntaxError> {
+    let (table, defaults): (&'static [(&'static str, Kind)], &[(&str, i32)]) = match loader {
+        Loader::Safeboot => (SAFEBOOT_OPTIONS, &[]),
+        Loader::Mboot => (MBOOT_OPTIONS, &[("timeout", 5), ("errtimeout", -1)]),
+    };
+    let mut values: Vec<Value> = table
+        .iter()
+        .map(|(name, kind)| match kind {
+            Kind::Str => Value::Str(None),
+            Kind::Int => Value::Int(defaults.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v)),
+        })
+        .collect();
+    for (index, raw_line) in text.split(|&b| b == b'\n').enumerate() {
+        let line = match raw_line.iter().position(|&b| b == 0) {
+            Some(nul) => &raw_line[..nul],
+            None => raw_line,
+        };
+        if raw_line.is_empty() {
+            continue;
+        }
+        let line = merge_spaces(line);
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        let Some(eq) = line.iter().position(|&b| b == b'=') else { continue };
+        let key = &line[..eq];
+        let value_start = line[eq + 1..].iter().position(|&b| b != b' ').map_or(line.len(), |p| eq + 1 + p);
+        let value = &line[value_start..];
+        // First option whose name starts with the key, ignoring case. Names
+        // are ASCII, so ISO-8859-1 folding of the key can never make a match.
+        let Some(slot) = table.iter().position(|(name, _)| {
+            key.len() <= name.len() && name.as_bytes()[..key.len()].eq_ignore_ascii_case(key)
+        }) else {
+            continue;
+        };
+        let (name, kind) = table[slot];
+        values[slot] = match kind {
+            Kind::Str if value.is_empty() => Value::Str(None),
+            Kind::Str => Value::Str(Some(String::from_utf8_lossy(value).into_owned())),
+            Kind::Int if value.is_empty() => Value::Int(0),
+            Kind::Int if is_number(value) => Value::Int(atoi(value)),
+            Kind::Int => {
+                return Err(SyntaxError {
+                    line: index + 1,
+                    key: name,
+                    value: String::from_utf8_lossy(value).into_owned(),
+                })
+            }
+        };
+    }
+    Ok(Options { table, values })
+}
+
+/// What safeboot reads from a bank's boot.cfg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SafebootConfig {
+    /// `build`, unset when missing or empty.
+    pub build: Option<String>,
+    /// `updated`, stored unsigned 32-bit (`-5` is 4294967291).
+    pub updated: u32,
+    /// `bootstate` (0 when missing: a missing bootstate means VALID).
+    pub bootstate: i32,
+    /// `quickboot` (any non-zero value is true).
+    pub quickboot: bool,
+}
+
+impl SafebootConfig {
+    /// Parses with safeboot's table.
+    pub fn parse(text: &[u8]) -> Result<SafebootConfig, SyntaxError> {
+        let o = parse_with(text, Loader::Safeboot)?;
+        Ok(SafebootConfig {
+            build: o.get_str("build").map(str::to_owned),
+            updated: o.get_int("updated") as u32,
+            bootstate: o.get_int("bootstate"),
+            quickboot: o.get_int("quickboot") != 0,
+        })
+    }
+}
+
+/// What mboot reads from boot.cfg.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MbootConfig {
+    /// `kernel` (required by mboot).
+    pub kernel: Option<String>,
+    /// `kernelopt`.
+    pub kernelopt: Option<String>,
+    /// `modules`, unsplit.
+    pub modules: Option<String>,
+    /// `title`.
+    pub title: Option<String>,
+    /// `prefix`.
+    pub prefix: Option<String>,
+    /// `timeout` (default 5).
+    pub timeout: i32,
+    /// `nobootif`.
+    pub nobootif: i32,
+    /// `noquirks`.
+    pub noquirks: i32,
+    /// `norts`.
+    pub norts: i32,
+    /// `crypto`.
+    pub crypto: Option<String>,
+    /// `runtimewd`.
+    pub runtimewd: i32,
+    /// `tftpblksize`.
+    pub tftpblksize: i32,
+    /// `acpitables`.
+    pub acpitables: Option<String>,
+    /// `runtimewdtimeout`.
+    pub runtimewdtimeout: i32,
+    /// `skip`.
+    pub skip: i32,
+    /// `errtimeout` (default -1: hang forever after a fatal error).
+    pub errtimeout: i32,
+}
+
+impl MbootConfig {
+    /// Parses with mboot's table.
+    pub fn parse(text: &[u8]) -> Result<MbootConfig, SyntaxError> {
+        let o = parse_with(text, Loader::Mboot)?;
+        let s = |n| o.get_str(n).map(str::to_owned);
+        Ok(MbootConfig {
+            kernel: s("kernel"),
+            kernelopt: s("kernelopt"),
+            modules: s("modules"),
+            title: s("title"),
+            prefix: s("prefix"),
+            timeout: o.get_int("timeout"),
+            nobootif: o.get_int("nobootif"),
+            noquirks: o.get_int("noquirks"),
+            norts: o.get_int("norts"),
+            crypto: s("crypto"),
+            runtimewd: o.get_int("runtimewd"),
+            tftpblksize: o.get_int("tftpblksize"),
+            acpitables: s("acpitables"),
+            runtimewdtimeout: o.get_int("runtimewdtimeout"),
+            skip: o.get_int("skip"),
+            errtimeout: o.get_int("errtimeout"),
+        })
+    }
+
+    /// The module list as mboot splits it (`find_next_listitem`,
+    /// `parse_filelist`): split at every `---`, empty items skipped, the
+    /// first word of an item is the file name and the rest its options.
+    pub fn module_list(&self) -> Vec<ModuleItem> {
+        split_module_list(self.modules.as_deref().unwrap_or(""))
+    }
+}
+
+/// One entry of `modules=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ModuleItem {
+    /// File name as written.
+    pub name: String,
+    /// The module's own option string (may be empty).
+    pub options: String,
+}
+
+/// Splits a `modules=` value as mboot does.
+pub fn split_module_list(list: &str) -> Vec<ModuleItem> {
+    list.split("---")
+        .filter_map(|item| {
+            let item = item.trim_matches(|c: char| c.is_ascii() && is_esx_space(c as u8));
+            let mut words = item.splitn(2, ' ');
+            let name = words.next().filter(|w| !w.is_empty())?;
+            Some(ModuleItem { name: name.to_owned(), options: words.next().unwrap_or("").trim().to_owned() })
+        })
+        .collect()
+}
+
+/// The boot.cfg of an ESXi system image, as the image builder writes it and
+/// as `inspect` reads it back (safeboot's and mboot's views combined).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BootCfg {
+    /// 0 valid, 1 upgrading, 2 dirty, 3 invalid.
+    pub bootstate: i32,
+    /// Title shown by mboot.
+    pub title: String,
+    /// Countdown in seconds.
+    pub timeout: i32,
+    /// Directory prefix for module names (empty: the bank's root).
+    pub prefix: String,
+    /// Kernel file (module 0).
+    pub kernel: String,
+    /// Kernel command line.
+    pub kernelopt: String,
+    /// Module file names, in load order, after the kernel.
+    pub modules: Vec<String>,
+    /// Build string, e.g. `6.7.0-1.0.12345`.
+    pub build: String,
+    /// The `updated` counter: the valid bank with the higher value boots.
+    pub updated: u32,
+}
+
+impl BootCfg {
+    /// Renders the file in the order ESXi writes it, LF line ends.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "bootstate={}", self.bootstate);
+        let _ = writeln!(s, "title={}", self.title);
+        let _ = writeln!(s, "timeout={}", self.timeout);
+        let _ = writeln!(s, "prefix={}", self.prefix);
+        let _ = writeln!(s, "kernel={}", self.kernel);
+        let _ = writeln!(s, "kernelopt={}", self.kernelopt);
+        let _ = writeln!(s, "modules={}", self.modules.join(" --- "));
+        let _ = writeln!(s, "build={}", self.build);
+        let _ = writeln!(s, "updated={}", self.updated);
+        s
+    }
+
+    /// Reads a file back through both loaders' parsers. Fields a loader
+    /// leaves unset come back empty.
+    pub fn parse(text: &[u8]) -> Result<BootCfg, SyntaxError> {
+        let safe = SafebootConfig::parse(text)?;
+        let mboot = MbootConfig::parse(text)?;
+        Ok(BootCfg {
+            bootstate: safe.bootstate,
+            title: mboot.title.clone().unwrap_or_default(),
+            timeout: mboot.timeout,
+            prefix: mboot.prefix.clone().unwrap_or_default(),
+            kernel: mboot.kernel.clone().unwrap_or_default(),
+            kernelopt: mboot.kernelopt.clone().unwrap_or_default(),
+            modules: mboot.module_list().into_iter().map(|m| m.name).collect(),
+            build: safe.build.unwrap_or_default(),
+            updated: safe.updated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn safe(text: &str) -> SafebootConfig {
+        SafebootConfig::parse(text.as_bytes()).unwrap()
+    }
+
+    fn sample() -> BootCfg {
+        BootCfg {
+            bootstate: 0,
+            title: "Loading VMware ESXi".into(),
+            timeout: 5,
+            prefix: String::new(),
+            kernel: "b.b00".into(),
+            kernelopt: "no-auto-partition".into(),
+            modules: vec!["k.b00".into(), "s.v00".into(), "state.tgz".into()],
+            build: "6.7.0-1.0.8169922".into(),
+            updated: 1,
+        }
+    }
+
+    #[test]
+    fn render_parses_back() {
+        let cfg = sample();
+        assert_eq!(BootCfg::parse(cfg.render().as_bytes()).unwrap(), cfg);
+    }
+
+    #[test]
+    fn missing_bootstate_means_valid() {
+        assert_eq!(safe("build=1\nupdated=2\n").bootstate, 0);
+    }
+
+    #[test]
+    fn whitespace_before_equals_hides_the_line() {
+        assert_eq!(safe("bootstate = 1\nupdated\t=9\n").bootstate, 0);
+        assert_eq!(safe("bootstate = 1\nupdated\t=9\n").updated, 0);
+        assert_eq!(safe("bootstate= 2\n").bootstate, 2);
+    }
+
+    #[test]
+    fn prefix_and_case_insensitive_key_matching() {
+        let c = safe("B=7.0\nUP=3\nboot=1\nq=1\n");
+        assert_eq!((c.build.as_deref(), c.updated, c.bootstate, c.quickboot), (Some("7.0"), 3, 1, true));
+        assert_eq!(safe("=6.7\n").build.as_deref(), Some("6.7"), "empty key matches the first option");
+        assert_eq!(safe("buildnumber=9\nbootstates=3\n").bootstate, 0, "longer keys never match");
+        let m = MbootConfig::parse(b"t=Hello\ntim=3\nk=b.b00\n").unwrap();
+        assert_eq!((m.title.as_deref(), m.timeout, m.kernel.as_deref()), (Some("Hello"), 3, Some("b.b00")));
+    }
+
+    #[test]
+    fn hash_is_a_comment_only_at_line_start() {
+        assert_eq!(safe("# bootstate=3\n  #x\nbuild=1 # two\n").build.as_deref(), Some("1 # two"));
+        assert!(SafebootConfig::parse(b"bootstate=0 # ok\n").is_err());
+    }
+
+    #[test]
+    fn is_number_and_atoi_rules() {
+        assert_eq!(safe("updated=-\n").updated, 0);
+        assert_eq!(safe("updated=007\n").updated, 7);
+        assert_eq!(safe("updated=-5\n").updated, 4294967291);
+        assert_eq!(safe("updated=4294967297\n").updated, 1, "kept modulo 2^32 on 64-bit builds");
+        assert_eq!(safe("updated=99999999999999999999999\n").updated, u32::MAX, "saturates at LONG_MAX, low 32 bits");
+        for bad in ["+3", "0x10", "1e3", "3abc", "1 2"] {
+            let err = SafebootConfig::parse(format!("build=1\nupdated={bad}\n").as_bytes()).unwrap_err();
+            assert_eq!((err.line, err.key), (2, "updated"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_depends_on_the_loader() {
+        assert!(SafebootConfig::parse(b"timeout=5s\n").is_ok());
+        assert!(MbootConfig::parse(b"timeout=5s\n").is_err());
+        assert!(MbootConfig::parse(b"updated=3abc\n").is_ok());
+    }
+
+    #[test]
+    fn empty_values() {
+        let c = safe("build=\nupdated=\nbootstate=\n");
+        assert_eq!((c.build, c.updated, c.bootstate), (None, 0, 0));
+    }
+
+    #[test]
+    fn crlf_and_tabs_parse_like_lf() {
+        let c = safe("build=6.7\r\nupdated=\t2\r\nbootstate=1\r\n");
+        assert_eq!((c.build.as_deref(), c.updated, c.bootstate), (Some("6.7"), 2, 1));
+    }
+
+    #[test]
+    fn cr_alone_is_not_a_line_end() {
+        assert!(SafebootConfig::parse(b"bootstate=1\rtitle=x\n").is_err());
+    }
+
+    #[test]
+    fn nul_ends_a_line_and_last_key_wins() {
+        let c = safe("build=6.7\0garbage\nbootstate=0\nbootstate=1\n");
+        assert_eq!((c.build.as_deref(), c.bootstate), (Some("6.7"), 1));
+    }
+
+    #[test]
+    fn module_list_splits_at_every_triple_dash() {
+        let names: Vec<String> = split_module_list("a.gz---b.gz --- --- c.gz opt=1 x").into_iter().map(|m| m.name).collect();
+        assert_eq!(names, ["a.gz", "b.gz", "c.gz"]);
+        assert_eq!(split_module_list("c.gz  opt=1 x")[0].options, "opt=1 x");
+    }
+
+    #[test]
+    fn binary_garbage_never_panics() {
+        let garbage: Vec<u8> = (0..10_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let _ = SafebootConfig::parse(&garbage);
+        let _ = MbootConfig::parse(&garbage);
+    }
+}
