@@ -1,1 +1,57 @@
-fn main() {}
+//! `visorsim`: the command-line front end.
+//!
+//! One module per subcommand; `main` maps every failure to one exit code:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (for `inspect`: no problem found) |
+//! | 1 | error: the command could not do its job (message on stderr) |
+//! | 2 | usage error (from clap) |
+//! | 3 | `inspect` read the disk but found problems (listed in the report) |
+
+mod build;
+mod convert;
+mod failure;
+mod inspect;
+mod size;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An ESXi boot-device emulator for testing upgrade, backup and boot logic under faults.
+#[derive(Parser, Debug)]
+#[command(name = "visorsim", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build a freshly installed ESXi boot disk image.
+    Build(build::BuildArgs),
+    /// Show the partition table, banks, boot.cfg and modules of a disk image.
+    Inspect(inspect::InspectArgs),
+    /// Convert a raw disk image to vmdk, qcow2, vhdx or raw with qemu-img.
+    Export(convert::ExportArgs),
+    /// Convert a vmdk, qcow2, vhdx or raw image into a raw disk image.
+    Import(convert::ImportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => build::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Export(args) => convert::export(args),
+        Command::Import(args) => convert::import(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("visorsim: {failure}");
+            failure.exit_code()
+        }
+    }
+}

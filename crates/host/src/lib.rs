@@ -1,4 +1,5 @@
-//! The ESXi-like host: the synthetic system image (builds, modules,
-//! payloads, configuration archives) and its installation on a boot disk.
+//! The ESXi-like host side of visorsim: the synthetic system image, its
+//! installation on a boot disk, and `inspect`, the diagnostic view of a disk.
 
 pub mod image;
+pub mod inspect;

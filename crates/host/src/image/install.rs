@@ -1,0 +1,167 @@
+//! A fresh install, as ESXi's installer leaves a boot disk: the GPT of the
+//! layout, every FAT partition formatted, the VMware FAT UUID on both banks,
+//! the image in bank 5 with `bootstate=0` and `updated=1`, and bank 6
+//! formatted but empty.
+//!
+//! Everything reaches the device as sector writes through `gpt`, our FAT16
+//! formatter and `fatfs`, so a [`visorsim_disk::WriteLog`] under it sees
+//! what real media would.
+
+use std::io::{self, Write};
+
+use uuid::Uuid;
+use visorsim_disk::{BlockDevice, MemDisk, SectorSize};
+use visorsim_media::fat::{self, FatError, IMAGE_TIME};
+use visorsim_media::layout::{DiskPlan, Layout, LayoutError, PartitionRole, PartitionSpec};
+use visorsim_media::vmfat::{self, VmfatUuid};
+
+use super::system::{sub_seed, ImageFile, SystemImage};
+
+/// How to install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Which layout.
+    pub layout: Layout,
+    /// Disk size in bytes; `None` for the layout's smallest.
+    pub size: Option<u64>,
+    /// Logical sector size.
+    pub sector_size: SectorSize,
+    /// Seed of the GUIDs, UUIDs and volume serial numbers.
+    pub seed: u64,
+}
+
+/// What a fresh install produced.
+#[derive(Clone, Debug)]
+pub struct Installed {
+    /// The partition plan.
+    pub plan: DiskPlan,
+    /// The GPT disk GUID.
+    pub disk_guid: Uuid,
+    /// (partition number, UUID) of each bank.
+    pub bank_uuids: Vec<(u32, VmfatUuid)>,
+}
+
+/// Why an install failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    /// The disk is too small for the layout.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// A FAT volume could not be made.
+    #[error("Partition {number}")]
+    Fat {
+        /// Partition number.
+        number: u32,
+        /// Cause.
+        #[source]
+        source: FatError,
+    },
+    /// Writing a partition or a file failed.
+    #[error("Partition {number}: {what}")]
+    Io {
+        /// Partition number.
+        number: u32,
+        /// What was being written.
+        what: String,
+        /// Cause.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Seeds of the derived identifiers (sub-seed indexes).
+const SEED_DISK_GUID: u64 = 1000;
+const SEED_PART_GUID: u64 = 1100;
+const SEED_BANK_UUID: u64 = 1200;
+const SEED_VOLUME_ID: u64 = 1300;
+
+/// Installs `image` on a new sparse in-memory disk.
+pub fn install_fresh(image: &SystemImage, opts: &InstallOptions) -> Result<(MemDisk, Installed), InstallError> {
+    let plan = opts.layout.plan(opts.size)?;
+    let disk = MemDisk::with_size(plan.size, opts.sector_size);
+    install_on(disk, &plan, image, opts.seed)
+}
+
+/// Installs `image` on `dev` following `plan`.
+pub fn install_on<D: BlockDevice>(dev: D, plan: &DiskPlan, image: &SystemImage, seed: u64) -> Result<(D, Installed), InstallError> {
+    let disk_guid = Uuid::from_u64_pair(sub_seed(seed, SEED_DISK_GUID), sub_seed(seed, SEED_DISK_GUID + 1));
+    let part_guids: Vec<Uuid> = plan
+        .partitions
+        .iter()
+        .map(|p| Uuid::from_u64_pair(sub_seed(seed, SEED_PART_GUID + u64::from(p.number)), sub_seed(seed, 7)))
+        .collect();
+    let mut dev = visorsim_media::gpt::write_table(dev, plan, disk_guid, &part_guids)
+        .map_err(|source| InstallError::Io { number: 0, what: "writing the GPT".into(), source })?;
+    let ss = dev.sector_size().bytes_u64();
+    let mut bank_uuids = Vec::new();
+    for part in plan.partitions.iter().filter(|p| p.role.is_fat()) {
+        let first = part.first_lba(ss);
+        let sectors = part.len / ss;
+        let volume_id = sub_seed(seed, SEED_VOLUME_ID + u64::from(part.number)) as u32;
+        fat::format(&mut dev, first, sectors, volume_id).map_err(|source| InstallError::Fat { number: part.number, source })?;
+        if part.role == PartitionRole::BootBank {
+            let uuid = VmfatUuid::from_seed(sub_seed(seed, SEED_BANK_UUID + u64::from(part.number)));
+            vmfat::write_uuid(&mut dev, first, uuid).map_err(|e| InstallError::Io {
+                number: part.number,
+                what: "writing the VMware FAT UUID".into(),
+                source: e.into(),
+            })?;
+            bank_uuids.push((part.number, uuid));
+        }
+    }
+    if let Some(system) = plan.partitions.iter().find(|p| p.role == PartitionRole::SystemBoot) {
+        write_files(&mut dev, system, &bootloader_files(&image.spec.version))?;
+    }
+    // The installer writes the image into bank 5 only (bootstate=0,
+    // updated=1) and leaves bank 6 formatted but empty.
+    let bank5 = plan.partition(5).expect("every layout has bank 5");
+    let mut cfg = image.boot_cfg.clone();
+    cfg.bootstate = 0;
+    cfg.updated = 1;
+    let mut files = image.files.clone();
+    files.push(ImageFile { name: "boot.cfg".into(), data: cfg.render().into_bytes() });
+    write_files(&mut dev, bank5, &files)?;
+    dev.flush().map_err(|e| InstallError::Io { number: 0, what: "flushing".into(), source: e.into() })?;
+    Ok((dev, Installed { plan: plan.clone(), disk_guid, bank_uuids }))
+}
+
+/// Writes `files` into the root directory of the FAT volume of `part`, in
+/// order, then unmounts it cleanly and flushes.
+pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[ImageFile]) -> Result<(), InstallError> {
+    let ss = dev.sector_size().bytes_u64();
+    let io_err = |what: String| move |source: io::Error| InstallError::Io { number: part.number, what, source };
+    let fs = fat::mount(&mut *dev, part.first_lba(ss), part.len / ss, &IMAGE_TIME).map_err(io_err("mounting".into()))?;
+    {
+        let root = fs.root_dir();
+        for f in files {
+            let mut dir = root.clone();
+            let mut name = f.name.as_str();
+            while let Some((parent, rest)) = name.split_once('/') {
+                dir = match dir.open_dir(parent) {
+                    Ok(d) => d,
+                    Err(_) => dir.create_dir(parent).map_err(io_err(format!("creating {parent}")))?,
+                };
+                name = rest;
+            }
+            let mut file = dir.create_file(name).map_err(io_err(format!("creating {}", f.name)))?;
+            file.truncate().map_err(io_err(format!("truncating {}", f.name)))?;
+            file.write_all(&f.data).map_err(io_err(format!("writing {}", f.name)))?;
+            file.flush().map_err(io_err(format!("writing {}", f.name)))?;
+        }
+    }
+    fs.unmount().map_err(io_err("unmounting".into()))?;
+    dev.flush().map_err(|e| io_err("flushing".into())(e.into()))
+}
+
+/// The system partition's files. visorsim does not run the bootloader's
+/// binaries, so these are labelled stand-ins at the paths ESXi uses.
+fn bootloader_files(version: &str) -> Vec<ImageFile> {
+    let stub = |what: &str| format!("visorsim stand-in for the ESXi {version} {what}\n").into_bytes();
+    vec![
+        ImageFile { name: "EFI/BOOT/BOOTX64.EFI".into(), data: stub("UEFI boot loader") },
+        ImageFile { name: "EFI/VMware/safebt64.efi".into(), data: stub("safeboot") },
+        ImageFile { name: "EFI/VMware/mboot64.efi".into(), data: stub("mboot") },
+        ImageFile { name: "mboot.c32".into(), data: stub("BIOS mboot") },
+        ImageFile { name: "safeboot.c32".into(), data: stub("BIOS safeboot") },
+    ]
+}

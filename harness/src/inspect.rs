@@ -1,0 +1,130 @@
+//! `visorsim inspect`: the partition table in `partedUtil getptbl` style,
+//! then each FAT volume with its VMware UUID, boot.cfg and modules.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
+use visorsim_host::inspect::{inspect, DiskReport};
+
+use crate::failure::{Context, Failure};
+
+/// Arguments of `visorsim inspect`.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Raw disk image (opened read-only; never modified).
+    image: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Logical sector size of the image.
+    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
+    sector_size: String,
+}
+
+/// Runs `visorsim inspect`: exit 0 when clean, 3 when problems were found.
+pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
+    let report = inspect_file(&args.image, &args.sector_size)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+    } else {
+        print!("{}", render(&args.image, &report));
+    }
+    if report.problems.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if !args.json {
+            eprintln!("visorsim: {} problem(s) found in {}", report.problems.len(), args.image.display());
+        }
+        Ok(ExitCode::from(3))
+    }
+}
+
+/// Inspects a raw image file, read-only.
+pub fn inspect_file(path: &std::path::Path, sector_size: &str) -> Result<DiskReport, Failure> {
+    let sector_size = if sector_size == "4096" { SectorSize::S4096 } else { SectorSize::S512 };
+    if path.is_dir() {
+        return Err(Failure::msg(format!("{} is a directory, not a disk image", path.display())));
+    }
+    let mut disk = FileDisk::open_read_only(path, sector_size).context(|| format!("Opening {}", path.display()))?;
+    let mut report = inspect(&mut disk);
+    if disk.trailing_bytes() != 0 {
+        report.problems.push(format!(
+            "{} is {} bytes, not a whole number of {}-byte sectors: the image looks truncated",
+            path.display(),
+            disk.sector_count() * sector_size.bytes_u64() + disk.trailing_bytes(),
+            sector_size.bytes()
+        ));
+    }
+    Ok(report)
+}
+
+fn render(path: &std::path::Path, r: &DiskReport) -> String {
+    let mut s = String::new();
+    let ss = u64::from(r.sector_size);
+    let _ = writeln!(s, "{}: {} bytes ({:.2} GiB), {}-byte sectors, layout {}", path.display(), r.size, r.size as f64 / (1u64 << 30) as f64, r.sector_size, r.layout.map_or("unknown", |l| l.name()));
+    match r.gpt_source {
+        None => {
+            let _ = writeln!(s, "no usable partition table");
+        }
+        Some(source) => {
+            // partedUtil getptbl: label, then cylinders heads sectors total.
+            let sectors = r.size / ss;
+            let _ = writeln!(s, "\ngpt  ({source:?} header{})", if r.primary_gpt_error.is_some() { ", primary is damaged" } else { "" });
+            let _ = writeln!(s, "{} 255 63 {}", sectors / (255 * 63), sectors);
+            for p in &r.partitions {
+                let guid = p.type_guid.simple().to_string().to_uppercase();
+                let _ = writeln!(s, "{} {} {} {} {} 0", p.number, p.start, p.end, guid, p.type_alias);
+            }
+        }
+    }
+    for p in r.partitions.iter().filter(|p| p.fat.is_some()) {
+        let fat = p.fat.as_ref().expect("filtered");
+        let _ = writeln!(s, "\npartition {}: {}, {} clusters of {} bytes, {} file(s)", p.number, fat.fat_type, fat.clusters, fat.cluster_bytes, fat.files.len());
+        match &fat.vmware_uuid {
+            Some(u) => {
+                let _ = writeln!(s, "  VMware FAT UUID  {}", u.to_hex());
+            }
+            None => {
+                let _ = writeln!(s, "  VMware FAT UUID  none (not a boot bank)");
+            }
+        }
+        if let Some(cfg) = &fat.boot_cfg {
+            let _ = writeln!(s, "  boot.cfg         bootstate={} updated={} build={}", cfg.bootstate, cfg.updated, cfg.build);
+            let _ = writeln!(s, "                   title={} timeout={} prefix={}", cfg.title, cfg.timeout, cfg.prefix);
+            let _ = writeln!(s, "                   kernel={} kernelopt={}", cfg.kernel, cfg.kernelopt);
+            let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  gzip", "module", "size", "ISIZE", "CRC32");
+            for m in &fat.modules {
+                match &m.check {
+                    Some(c) => {
+                        let verdict = match &c.outcome {
+                            Ok(form) => format!("sound ({form:?})").to_lowercase(),
+                            Err(e) => format!("BAD: {e}"),
+                        };
+                        let isize = c.isize.map_or("-".to_owned(), |v| v.to_string());
+                        let crc = c.crc32.map_or("-".to_owned(), |v| format!("{v:#010x}"));
+                        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {verdict}", m.name, c.file_size, isize, crc);
+                    }
+                    None => {
+                        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  MISSING", m.name, "-", "-", "-");
+                    }
+                }
+            }
+        } else if fat.files.is_empty() {
+            let _ = writeln!(s, "  (empty)");
+        } else {
+            for f in &fat.files {
+                let _ = writeln!(s, "  {:<24} {:>12}", f.name, f.size);
+            }
+        }
+    }
+    if !r.problems.is_empty() {
+        let _ = writeln!(s, "\nproblems:");
+        for p in &r.problems {
+            let _ = writeln!(s, "  - {p}");
+        }
+    }
+    s
+}

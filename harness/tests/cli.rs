@@ -1,0 +1,136 @@
+//! End-to-end tests of the `visorsim` binary: build → inspect round trip,
+//! determinism, interop with real tools, and bad input.
+
+mod util;
+
+use std::fs;
+
+use util::*;
+
+#[test]
+fn build_then_inspect_gives_back_every_field() {
+    for fixture in [esxi6(), esxi7()] {
+        let (code, report) = inspect_json(&fixture.image);
+        assert_eq!(code, 0, "a fresh image has no problems: {}", report["problems"]);
+        let m = &fixture.manifest;
+        assert_eq!(report["layout"], m["layout"]);
+        assert_eq!(report["size"], m["size"]);
+        assert_eq!(report["disk_guid"], m["disk_guid"]);
+        assert_eq!(report["gpt_source"], "primary");
+        let partition = |n: u64| report["partitions"].as_array().unwrap().iter().find(|p| p["number"] == n).unwrap().clone();
+        for pair in m["bank_uuids"].as_array().unwrap() {
+            let bank = partition(pair[0].as_u64().unwrap());
+            assert_eq!(bank["fat"]["vmware_uuid"], pair[1], "bank UUID");
+            assert!(pair[1].as_str().unwrap().starts_with('7'), "ESXi's installer makes the first nibble 7");
+            assert_eq!(bank["fat"]["fat_type"], "Fat16");
+        }
+        let bank5 = partition(5);
+        assert_eq!(bank5["fat"]["boot_cfg"], m["boot_cfg"], "boot.cfg round trip");
+        assert_eq!(bank5["fat"]["boot_cfg"]["bootstate"], 0);
+        assert_eq!(bank5["fat"]["boot_cfg"]["updated"], 1);
+        let modules = bank5["fat"]["modules"].as_array().unwrap();
+        let built = m["modules"].as_array().unwrap();
+        assert_eq!(modules.len(), built.len(), "kernel + every module");
+        for (got, want) in modules.iter().zip(built) {
+            assert_eq!(got["name"], want[0]);
+            assert_eq!(got["file_size"], want[1]);
+            assert!(got["outcome"]["Ok"].is_string(), "{} is sound: {}", got["name"], got["outcome"]);
+        }
+        let bank6 = partition(6);
+        assert_eq!(bank6["fat"]["files"].as_array().unwrap().len(), 0, "bank 6 formatted but empty");
+        assert!(bank6["fat"]["boot_cfg"].is_null());
+    }
+}
+
+#[test]
+fn esxi6_partition_table_is_the_real_one() {
+    let (_, report) = inspect_json(&esxi6().image);
+    let rows: Vec<(u64, u64, u64)> = report["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["number"].as_u64().unwrap(), p["start"].as_u64().unwrap(), p["end"].as_u64().unwrap()))
+        .collect();
+    for want in [(1, 64, 8191), (5, 8224, 520191), (6, 520224, 1032191), (7, 1032224, 1257471), (8, 1257504, 1843199), (9, 1843200, 7086079), (2, 7086080, 15472639)] {
+        assert!(rows.contains(&want), "{want:?} in {rows:?}");
+    }
+    let human = stdout(&visorsim(&["inspect", esxi6().image.to_str().unwrap()]));
+    assert!(human.contains("5 8224 520191 EBD0A0A2B9E5443387C068B6B72699C7 linuxNative"), "{human}");
+}
+
+#[test]
+fn same_seed_gives_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.img");
+    let out = visorsim(&["build", "--layout", "esxi6", "--out", again.to_str().unwrap(), "--seed", "7", "--payload-mb", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(sparse_hash(&again), sparse_hash(&esxi6().image));
+    let other = dir.path().join("other.img");
+    assert!(visorsim(&["build", "--out", other.to_str().unwrap(), "--seed", "8", "--payload-mb", "1"]).status.success());
+    assert_ne!(sparse_hash(&other), sparse_hash(&esxi6().image));
+}
+
+#[test]
+fn output_is_sparse() {
+    let meta = fs::metadata(&esxi6().image).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let allocated = meta.blocks() * 512;
+    assert!(meta.len() >= 7 << 30, "an ESXi 6 disk is about 8 GiB virtual");
+    assert!(allocated < 64 << 20, "only data is allocated: {allocated} bytes");
+}
+
+#[test]
+fn sgdisk_verifies_the_gpt() {
+    if !have_tool("sgdisk") {
+        return;
+    }
+    for fixture in [esxi6(), esxi7()] {
+        let (ok, text) = run_tool("sgdisk", &["-v", fixture.image.to_str().unwrap()]);
+        assert!(ok && text.contains("No problems found"), "sgdisk -v: {text}");
+    }
+}
+
+#[test]
+fn fsck_fat_finds_every_fat_partition_clean() {
+    if !have_tool("fsck.fat") {
+        return;
+    }
+    for fixture in [esxi6(), esxi7()] {
+        let (_, report) = inspect_json(&fixture.image);
+        let fat_parts: Vec<u64> =
+            report["partitions"].as_array().unwrap().iter().filter(|p| !p["fat"].is_null()).map(|p| p["number"].as_u64().unwrap()).collect();
+        assert!(fat_parts.contains(&5) && fat_parts.contains(&6) && fat_parts.contains(&1));
+        for n in fat_parts {
+            let (offset, len) = partition_extent(&report, n);
+            let part = fixture.dir.path().join(format!("part{n}.fat"));
+            extract(&fixture.image, offset, len, &part);
+            let (ok, text) = run_tool("fsck.fat", &["-n", "-v", part.to_str().unwrap()]);
+            assert!(ok, "fsck.fat -n on partition {n}: {text}");
+            assert!(text.contains("FAT16") || text.contains("16-bit"), "partition {n} is FAT16: {text}");
+            for complaint in ["Dirty bit", "differ", "invalid", "Orphan", "lost"] {
+                assert!(!text.contains(complaint), "fsck.fat on partition {n} complains ({complaint}): {text}");
+            }
+            fs::remove_file(part).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mtools_list_and_print_boot_cfg() {
+    if !have_tool("mdir") || !have_tool("mtype") {
+        return;
+    }
+    let fixture = esxi6();
+    let (_, report) = inspect_json(&fixture.image);
+    let (offset, _) = partition_extent(&report, 5);
+    let target = format!("{}@@{offset}", fixture.image.display());
+    let (ok, listing) = run_tool("mdir", &["-i", &target, "::/"]);
+    assert!(ok, "mdir: {listing}");
+    for name in ["boot", "s       v00", "state    tgz"] {
+        assert!(listing.to_lowercase().contains(name), "mdir lists {name}: {listing}");
+    }
+    let (ok, text) = run_tool("mtype", &["-i", &target, "::/boot.cfg"]);
+    assert!(ok, "mtype: {text}");
+    let want = format!("build={}", fixture.manifest["boot_cfg"]["build"].as_str().unwrap());
+    assert!(text.starts_with("bootstate=0\n") && text.contains(&want) && text.contains("updated=1"), "{text}");
+}
