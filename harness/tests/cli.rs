@@ -106,7 +106,7 @@ fn fsck_fat_finds_every_fat_partition_clean() {
             extract(&fixture.image, offset, len, &part);
             let (ok, text) = run_tool("fsck.fat", &["-n", "-v", part.to_str().unwrap()]);
             assert!(ok, "fsck.fat -n on partition {n}: {text}");
-            assert!(text.contains("FAT16") || text.contains("16-bit"), "partition {n} is FAT16: {text}");
+            assert!(text.contains("16 bit entries"), "partition {n} is FAT16: {text}");
             for complaint in ["Dirty bit", "differ", "invalid", "Orphan", "lost"] {
                 assert!(!text.contains(complaint), "fsck.fat on partition {n} complains ({complaint}): {text}");
             }
@@ -126,8 +126,8 @@ fn mtools_list_and_print_boot_cfg() {
     let target = format!("{}@@{offset}", fixture.image.display());
     let (ok, listing) = run_tool("mdir", &["-i", &target, "::/"]);
     assert!(ok, "mdir: {listing}");
-    for name in ["boot", "s       v00", "state    tgz"] {
-        assert!(listing.to_lowercase().contains(name), "mdir lists {name}: {listing}");
+    for name in ["boot.cfg", "b.b00", "s.v00", "state.tgz", "imgdb.tgz"] {
+        assert!(listing.lines().any(|l| l.ends_with(name)), "mdir lists {name}: {listing}");
     }
     let (ok, text) = run_tool("mtype", &["-i", &target, "::/boot.cfg"]);
     assert!(ok, "mtype: {text}");

@@ -126,7 +126,9 @@ pub fn install_on<D: BlockDevice>(dev: D, plan: &DiskPlan, image: &SystemImage, 
 }
 
 /// Writes `files` into the root directory of the FAT volume of `part`, in
-/// order, then unmounts it cleanly and flushes.
+/// order, then unmounts it cleanly and flushes. Root directory only: every
+/// file of an ESXi bank lives there, and fatfs 0.3.6 writes new
+/// subdirectories whose `.`/`..` entries `fsck.fat` rejects.
 pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[ImageFile]) -> Result<(), InstallError> {
     let ss = dev.sector_size().bytes_u64();
     let io_err = |what: String| move |source: io::Error| InstallError::Io { number: part.number, what, source };
@@ -134,16 +136,8 @@ pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[I
     {
         let root = fs.root_dir();
         for f in files {
-            let mut dir = root.clone();
-            let mut name = f.name.as_str();
-            while let Some((parent, rest)) = name.split_once('/') {
-                dir = match dir.open_dir(parent) {
-                    Ok(d) => d,
-                    Err(_) => dir.create_dir(parent).map_err(io_err(format!("creating {parent}")))?,
-                };
-                name = rest;
-            }
-            let mut file = dir.create_file(name).map_err(io_err(format!("creating {}", f.name)))?;
+            let name = f.name.as_str();
+            let mut file = root.create_file(name).map_err(io_err(format!("creating {}", f.name)))?;
             file.truncate().map_err(io_err(format!("truncating {}", f.name)))?;
             file.write_all(&f.data).map_err(io_err(format!("writing {}", f.name)))?;
             file.flush().map_err(io_err(format!("writing {}", f.name)))?;
@@ -154,13 +148,12 @@ pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[I
 }
 
 /// The system partition's files. visorsim does not run the bootloader's
-/// binaries, so these are labelled stand-ins at the paths ESXi uses.
+/// binaries, so these are labelled stand-ins for the BIOS loaders ESXi keeps
+/// in the partition's root (the UEFI ones under `EFI/` are left out: see
+/// [`write_files`] on subdirectories).
 fn bootloader_files(version: &str) -> Vec<ImageFile> {
     let stub = |what: &str| format!("visorsim stand-in for the ESXi {version} {what}\n").into_bytes();
     vec![
-        ImageFile { name: "EFI/BOOT/BOOTX64.EFI".into(), data: stub("UEFI boot loader") },
-        ImageFile { name: "EFI/VMware/safebt64.efi".into(), data: stub("safeboot") },
-        ImageFile { name: "EFI/VMware/mboot64.efi".into(), data: stub("mboot") },
         ImageFile { name: "mboot.c32".into(), data: stub("BIOS mboot") },
         ImageFile { name: "safeboot.c32".into(), data: stub("BIOS safeboot") },
     ]
