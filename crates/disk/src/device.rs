@@ -65,8 +65,7 @@ pub trait BlockDevice {
 
     /// Size of the device in bytes.
     fn size_bytes(&self) -> u64 {
-        self.sector_count()
-            .saturating_mul(self.sector_size().bytes_u64())
+        self.sector_count().saturating_mul(self.sector_size().bytes_u64())
     }
 
     /// Checks that `len` bytes at `lba` are whole sectors inside the device

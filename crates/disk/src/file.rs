@@ -85,7 +85,9 @@ impl FileDisk {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name"))?;
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "output path has no file name"))?;
         let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
         let result = (|| {
             let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
@@ -113,13 +115,20 @@ impl FileDisk {
             let count = (self.sectors - lba).min(step as u64 / sector);
             let len = (count * sector) as usize;
             self.read_sectors(lba, &mut buf[..len])?;
-            if buf[..len].iter().any(|&b| b != 0) {
+            if !is_zero(&buf[..len]) {
                 disk.write_sectors(lba, &buf[..len])?;
             }
             lba += count;
         }
         Ok(disk)
     }
+}
+
+/// Whether `buf` is all zeros. OR-folding each 4 KiB piece vectorises;
+/// `iter().any()` with its early exit does not, and costs as much as the
+/// read itself when loading a large sparse image.
+fn is_zero(buf: &[u8]) -> bool {
+    buf.chunks(4096).all(|piece| piece.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
 impl BlockDevice for FileDisk {
@@ -133,27 +142,32 @@ impl BlockDevice for FileDisk {
 
     fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
         self.check_range(lba, buf.len())?;
-        self.file
-            .read_exact_at(buf, lba * self.sector_size.bytes_u64())
-            .map_err(|e| DiskError::new(DiskErrorKind::Io, lba).with_detail(format!("reading {}", self.path.display())).with_source(e))
+        self.file.read_exact_at(buf, lba * self.sector_size.bytes_u64()).map_err(|e| {
+            DiskError::new(DiskErrorKind::Io, lba)
+                .with_detail(format!("reading {}", self.path.display()))
+                .with_source(e)
+        })
     }
 
     fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError> {
         self.check_range(lba, buf.len())?;
         if !self.writable {
-            return Err(DiskError::new(DiskErrorKind::ReadOnly, lba).with_detail(format!("{} is open read-only", self.path.display())));
+            return Err(DiskError::new(DiskErrorKind::ReadOnly, lba)
+                .with_detail(format!("{} is open read-only", self.path.display())));
         }
-        self.file
-            .write_all_at(buf, lba * self.sector_size.bytes_u64())
-            .map_err(|e| DiskError::new(DiskErrorKind::Io, lba).with_detail(format!("writing {}", self.path.display())).with_source(e))
+        self.file.write_all_at(buf, lba * self.sector_size.bytes_u64()).map_err(|e| {
+            DiskError::new(DiskErrorKind::Io, lba)
+                .with_detail(format!("writing {}", self.path.display()))
+                .with_source(e)
+        })
     }
 
     fn flush(&mut self) -> Result<(), DiskError> {
         if !self.writable {
             return Ok(());
         }
-        self.file
-            .sync_data()
-            .map_err(|e| DiskError::new(DiskErrorKind::Io, 0).with_detail(format!("syncing {}", self.path.display())).with_source(e))
+        self.file.sync_data().map_err(|e| {
+            DiskError::new(DiskErrorKind::Io, 0).with_detail(format!("syncing {}", self.path.display())).with_source(e)
+        })
     }
 }

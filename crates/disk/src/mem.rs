@@ -39,7 +39,10 @@ pub struct MemDisk {
 
 impl MemDisk {
     /// An all-zero disk of `sectors` sectors. Allocates nothing up front.
+    /// The count is capped so the size in bytes fits in a `u64` (so byte
+    /// offsets of in-range sectors never overflow).
     pub fn new(sectors: u64, sector_size: SectorSize) -> MemDisk {
+        let sectors = sectors.min(u64::MAX / sector_size.bytes_u64());
         MemDisk { sector_size, sectors, chunks: OrdMap::new() }
     }
 
@@ -59,9 +62,15 @@ impl MemDisk {
     }
 
     /// Byte offsets and contents of every stored chunk, in disk order.
-    /// Everything else on the disk is zeros.
+    /// Everything else on the disk is zeros. A chunk that reaches past the
+    /// end of the disk (size not a multiple of 4 KiB) is cut at the end.
     pub fn stored_chunks(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
-        self.chunks.iter().map(|(index, chunk)| (index * CHUNK_U64, &chunk[..]))
+        let size = self.size_bytes();
+        self.chunks.iter().map(move |(index, chunk)| {
+            let offset = index * CHUNK_U64;
+            let len = size.saturating_sub(offset).min(CHUNK_U64) as usize;
+            (offset, &chunk[..len])
+        })
     }
 
     /// Reads bytes at any byte offset (no sector alignment needed).

@@ -1,0 +1,244 @@
+//! `QemuImg` against the real `qemu-img` (Debian package qemu-utils).
+//!
+//! Each test makes a 4 MiB raw image with a few non-zero blocks in a fresh
+//! temporary directory, converts it with qemu-img and checks the result
+//! byte for byte, with `qemu-img check`, and by listing the directory (no
+//! temporary file may survive, on success or on failure).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use visorsim_qemu::{ImageFormat, QemuError, QemuImg};
+
+const SIZE: usize = 4 << 20;
+
+/// The raw test image: zeros except a few recognisable blocks, including
+/// the first and the last sector.
+fn raw_image() -> Vec<u8> {
+    let mut data = vec![0u8; SIZE];
+    for (at, len, byte) in [(0, 512, 0xEB), (70_000, 5, b'h'), (1 << 20, 64 << 10, 0x5A), (SIZE - 512, 512, 0xAA)] {
+        for (i, b) in data[at..at + len].iter_mut().enumerate() {
+            *b = byte ^ [0, 1, 2, 3, 4, 5, 6][i % 7];
+        }
+    }
+    data
+}
+
+/// A directory holding `input.raw` (the test image), and the tool.
+fn setup() -> (TempDir, PathBuf, QemuImg) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.raw");
+    fs::write(&input, raw_image()).unwrap();
+    (dir, input, QemuImg::with_program("/usr/bin/qemu-img"))
+}
+
+/// Sorted file names in `dir`.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+/// Converts `input.raw` to `format` in a subdirectory of its own, checks
+/// that only the output is there, converts it back to raw, and checks that
+/// the result is the original, byte for byte.
+fn round_trip(format: ImageFormat) {
+    let (dir, input, qemu) = setup();
+    let before = fs::read(&input).unwrap();
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let exported = out_dir.join(format!("disk.{format}"));
+    qemu.convert(&input, Some(ImageFormat::Raw), &exported, format).unwrap();
+    assert_eq!(listing(&out_dir), [format!("disk.{format}")]);
+
+    let info = qemu.info(&exported).unwrap();
+    assert_eq!(info.image_format(), Some(format), "{info:?}");
+    assert_eq!(info.virtual_size, SIZE as u64);
+
+    // Import with probing, as for a customer's image of unknown format.
+    let back_dir = dir.path().join("back");
+    fs::create_dir(&back_dir).unwrap();
+    let back = back_dir.join("disk.raw");
+    qemu.convert(&exported, None, &back, ImageFormat::Raw).unwrap();
+    assert_eq!(listing(&back_dir), ["disk.raw"]);
+    assert!(fs::read(&back).unwrap() == before, "{format} round trip changed the image");
+    assert!(fs::read(&input).unwrap() == before, "input changed");
+
+    // Raw output stays sparse: a 4 MiB image with ~70 KiB of data.
+    let meta = fs::metadata(&back).unwrap();
+    assert_eq!(meta.len(), SIZE as u64);
+    assert!(meta.blocks() * 512 < meta.len() / 4, "raw output not sparse: {} blocks", meta.blocks());
+}
+
+#[test]
+fn vmdk_round_trip_is_byte_identical() {
+    round_trip(ImageFormat::Vmdk);
+}
+
+#[test]
+fn vhdx_round_trip_is_byte_identical() {
+    round_trip(ImageFormat::Vhdx);
+}
+
+#[test]
+fn qcow2_export_passes_check() {
+    round_trip(ImageFormat::Qcow2);
+    let (dir, input, qemu) = setup();
+    let out = dir.path().join("disk.qcow2");
+    qemu.convert(&input, None, &out, ImageFormat::Qcow2).unwrap();
+    let report = qemu.check(&out, ImageFormat::Qcow2).unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(report.format, "qcow2");
+    for format in [ImageFormat::Vmdk, ImageFormat::Vhdx] {
+        let out = dir.path().join(format!("disk.{format}"));
+        qemu.convert(&input, None, &out, format).unwrap();
+        assert!(qemu.check(&out, format).unwrap().is_clean(), "{format}");
+    }
+}
+
+/// A qcow2 whose first L1 entry points past the end of the file: `check`
+/// returns the counts (qemu-img exits 2), it is not an error.
+#[test]
+fn check_reports_corruption() {
+    let (dir, input, qemu) = setup();
+    let out = dir.path().join("disk.qcow2");
+    qemu.convert(&input, None, &out, ImageFormat::Qcow2).unwrap();
+    let mut bytes = fs::read(&out).unwrap();
+    let l1 = usize::try_from(u64::from_be_bytes(bytes[40..48].try_into().unwrap())).unwrap();
+    let entry = u64::from_be_bytes(bytes[l1..l1 + 8].try_into().unwrap());
+    assert_ne!(entry, 0, "test image has no L2 table");
+    let bogus = (entry & (1 << 63)) | (64 << 20); // far past the end
+    bytes[l1..l1 + 8].copy_from_slice(&bogus.to_be_bytes());
+    fs::write(&out, bytes).unwrap();
+    let report = qemu.check(&out, ImageFormat::Qcow2).unwrap();
+    assert!(!report.is_clean(), "{report:?}");
+    assert!(report.corruptions > 0, "{report:?}");
+}
+
+#[test]
+fn raw_is_not_checkable() {
+    let (_dir, input, qemu) = setup();
+    let err = qemu.check(&input, ImageFormat::Raw).unwrap_err();
+    assert!(matches!(err, QemuError::Refused { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("raw") && message.contains("input.raw"), "{message}");
+}
+
+#[test]
+fn info_of_raw_probes_the_format() {
+    let (_dir, input, qemu) = setup();
+    let info = qemu.info(&input).unwrap();
+    assert_eq!(info.image_format(), Some(ImageFormat::Raw));
+    assert_eq!(info.virtual_size, SIZE as u64);
+    assert!(info.actual_size.is_some());
+}
+
+#[test]
+fn version_is_a_number() {
+    let version = QemuImg::with_program("/usr/bin/qemu-img").version().unwrap();
+    assert!(version.chars().next().is_some_and(|c| c.is_ascii_digit()), "{version}");
+    assert!(version.contains('.'), "{version}");
+}
+
+#[test]
+fn missing_tool_names_the_package() {
+    let qemu = QemuImg::with_program("/nonexistent/qemu-img");
+    let err = qemu.version().unwrap_err();
+    assert!(matches!(err, QemuError::ToolMissing { .. }), "{err:?}");
+    assert!(err.to_string().contains("qemu-utils"), "{err}");
+    assert!(err.to_string().contains("/nonexistent/qemu-img"), "{err}");
+
+    // convert fails the same way, and leaves nothing behind.
+    let (dir, input, _) = setup();
+    let err = qemu.convert(&input, None, &dir.path().join("out.vmdk"), ImageFormat::Vmdk).unwrap_err();
+    assert!(matches!(err, QemuError::ToolMissing { .. }), "{err:?}");
+    assert_eq!(listing(dir.path()), ["input.raw"]);
+}
+
+#[test]
+fn missing_input_names_the_path_and_leaves_nothing() {
+    let (dir, _input, qemu) = setup();
+    let missing = dir.path().join("no-such-disk.raw");
+    let out = dir.path().join("out.vmdk");
+    let err = qemu.convert(&missing, None, &out, ImageFormat::Vmdk).unwrap_err();
+    assert!(err.to_string().contains("no-such-disk.raw"), "{err}");
+    assert_eq!(listing(dir.path()), ["input.raw"]);
+
+    // `info` of a missing file: qemu-img's own error, naming the path.
+    let err = qemu.info(&missing).unwrap_err();
+    assert!(matches!(err, QemuError::Failed { .. }), "{err:?}");
+    assert!(err.to_string().contains("no-such-disk.raw"), "{err}");
+}
+
+/// qemu-img itself fails after the temporary output exists: the temporary
+/// is removed, an existing output is left exactly as it was, and the error
+/// holds the command and qemu-img's message.
+#[test]
+fn failed_conversion_leaves_no_temporary_and_keeps_the_old_output() {
+    let (dir, input, qemu) = setup();
+    let out = dir.path().join("out.raw");
+    fs::write(&out, b"previous export").unwrap();
+    let err = qemu.convert(&input, Some(ImageFormat::Qcow2), &out, ImageFormat::Raw).unwrap_err();
+    let QemuError::Failed { ref args, ref stderr, .. } = err else { panic!("{err:?}") };
+    assert!(args.contains("input.raw"), "{args}");
+    assert!(!stderr.is_empty(), "{err}");
+    assert!(err.to_string().contains("input.raw"), "{err}");
+    assert_eq!(listing(dir.path()), ["input.raw", "out.raw"]);
+    assert_eq!(fs::read(&out).unwrap(), b"previous export");
+    assert!(fs::read(&input).unwrap() == raw_image(), "input changed");
+}
+
+#[test]
+fn conversion_replaces_an_existing_output() {
+    let (dir, input, qemu) = setup();
+    let out = dir.path().join("out.raw");
+    fs::write(&out, b"previous export").unwrap();
+    qemu.convert(&input, None, &out, ImageFormat::Raw).unwrap();
+    assert!(fs::read(&out).unwrap() == raw_image());
+    assert_eq!(listing(dir.path()), ["input.raw", "out.raw"]);
+}
+
+#[test]
+fn converting_onto_the_input_is_refused() {
+    let (dir, input, qemu) = setup();
+    let err = qemu.convert(&input, None, &input, ImageFormat::Qcow2).unwrap_err();
+    assert!(matches!(err, QemuError::Refused { .. }), "{err:?}");
+    // Through a symlink too.
+    let link = dir.path().join("link.raw");
+    std::os::unix::fs::symlink(&input, &link).unwrap();
+    let err = qemu.convert(&input, None, &link, ImageFormat::Vmdk).unwrap_err();
+    assert!(matches!(err, QemuError::Refused { .. }), "{err:?}");
+    assert!(fs::read(&input).unwrap() == raw_image(), "input changed");
+    assert_eq!(listing(dir.path()), ["input.raw", "link.raw"]);
+}
+
+/// Relative paths, including names qemu-img would otherwise read as a
+/// protocol, work from the current directory.
+#[test]
+fn relative_and_colon_names_are_files() {
+    let (dir, input, qemu) = setup();
+    let odd = dir.path().join("nbd:odd name.raw");
+    fs::copy(&input, &odd).unwrap();
+    let out = dir.path().join("json:{out}.vmdk");
+    qemu.convert(&odd, None, &out, ImageFormat::Vmdk).unwrap();
+    assert_eq!(qemu.info(&out).unwrap().image_format(), Some(ImageFormat::Vmdk));
+    // A relative path (the test's working directory is the crate root, so
+    // go through the absolute directory as a relative hop from "/").
+    let relative = PathBuf::from(dir.path().strip_prefix("/").unwrap()).join("input.raw");
+    let from_root = std::env::current_dir().unwrap().components().count() - 1;
+    let up: PathBuf = std::iter::repeat_n("..", from_root).collect();
+    let info = qemu.info(&up.join(relative)).unwrap();
+    assert_eq!(info.image_format(), Some(ImageFormat::Raw));
+}
+
+/// `QemuImg::new()` finds the installed qemu-img (or the one named by
+/// `VISORSIM_QEMU_IMG`).
+#[test]
+fn new_finds_qemu_img() {
+    let qemu = QemuImg::new();
+    assert!(qemu.program().to_string_lossy().contains("qemu-img"), "{qemu:?}");
+    qemu.version().unwrap();
+}
