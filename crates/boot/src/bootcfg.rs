@@ -36,12 +36,15 @@ enum Kind {
     Int,
 }
 
+/// An option table: (name, kind) in the loader's order.
+type OptionTable = &'static [(&'static str, Kind)];
+
 /// safeboot's table (`safeboot/config.c`), in order.
-const SAFEBOOT_OPTIONS: &[(&str, Kind)] =
+const SAFEBOOT_OPTIONS: OptionTable =
     &[("build", Kind::Str), ("updated", Kind::Int), ("bootstate", Kind::Int), ("quickboot", Kind::Int)];
 
 /// mboot's table (`mboot/config.c` MBOOT_OPTIONS), in order.
-const MBOOT_OPTIONS: &[(&str, Kind)] = &[
+const MBOOT_OPTIONS: OptionTable = &[
     ("kernel", Kind::Str),
     ("kernelopt", Kind::Str),
     ("modules", Kind::Str),
@@ -131,7 +134,7 @@ fn atoi(s: &[u8]) -> i32 {
 /// Parsed options of one loader.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Options {
-    table: &'static [(&'static str, Kind)],
+    table: OptionTable,
     values: Vec<Value>,
 }
 
@@ -157,7 +160,7 @@ impl Options {
 
 /// `parse_config_file` with one loader's table and defaults.
 fn parse_with(text: &[u8], loader: Loader) -> Result<Options, SyntaxError> {
-    let (table, defaults): (&'static [(&'static str, Kind)], &[(&str, i32)]) = match loader {
+    let (table, defaults): (OptionTable, &[(&str, i32)]) = match loader {
         Loader::Safeboot => (SAFEBOOT_OPTIONS, &[]),
         Loader::Mboot => (MBOOT_OPTIONS, &[("timeout", 5), ("errtimeout", -1)]),
     };
@@ -186,9 +189,10 @@ fn parse_with(text: &[u8], loader: Loader) -> Result<Options, SyntaxError> {
         let value = &line[value_start..];
         // First option whose name starts with the key, ignoring case. Names
         // are ASCII, so ISO-8859-1 folding of the key can never make a match.
-        let Some(slot) = table.iter().position(|(name, _)| {
-            key.len() <= name.len() && name.as_bytes()[..key.len()].eq_ignore_ascii_case(key)
-        }) else {
+        let Some(slot) = table
+            .iter()
+            .position(|(name, _)| key.len() <= name.len() && name.as_bytes()[..key.len()].eq_ignore_ascii_case(key))
+        else {
             continue;
         };
         let (name, kind) = table[slot];
@@ -486,7 +490,8 @@ mod tests {
 
     #[test]
     fn module_list_splits_at_every_triple_dash() {
-        let names: Vec<String> = split_module_list("a.gz---b.gz --- --- c.gz opt=1 x").into_iter().map(|m| m.name).collect();
+        let names: Vec<String> =
+            split_module_list("a.gz---b.gz --- --- c.gz opt=1 x").into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a.gz", "b.gz", "c.gz"]);
         assert_eq!(split_module_list("c.gz  opt=1 x")[0].options, "opt=1 x");
     }

@@ -140,7 +140,14 @@ pub fn header_len(data: &[u8]) -> Result<Option<usize>, GzipError> {
 /// Checks a module file the way mboot loads it, without keeping the output.
 pub fn check_module(data: &[u8]) -> ModuleCheck {
     let file_size = data.len() as u64;
-    let mut check = ModuleCheck { file_size, header_len: None, crc32: None, isize: None, loaded_size: None, outcome: Ok(ModuleForm::Gzip) };
+    let mut check = ModuleCheck {
+        file_size,
+        header_len: None,
+        crc32: None,
+        isize: None,
+        loaded_size: None,
+        outcome: Ok(ModuleForm::Gzip),
+    };
     let header = match header_len(data) {
         Ok(Some(h)) => h,
         Ok(None) => {

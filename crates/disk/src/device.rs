@@ -23,6 +23,7 @@ impl SectorSize {
     }
 
     /// Size in bytes as `usize`, for buffer arithmetic.
+    #[allow(clippy::len_without_is_empty)] // a size, not a container
     pub const fn len(self) -> usize {
         self.bytes() as usize
     }
@@ -72,7 +73,7 @@ pub trait BlockDevice {
     /// and returns the number of sectors.
     fn check_range(&self, lba: u64, len: usize) -> Result<u64, DiskError> {
         let sector = self.sector_size().len();
-        if len % sector != 0 {
+        if !len.is_multiple_of(sector) {
             return Err(DiskError::new(DiskErrorKind::Misaligned, lba)
                 .with_detail(format!("buffer of {len} bytes is not a multiple of {sector}")));
         }

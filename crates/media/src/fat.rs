@@ -74,16 +74,14 @@ impl Geometry {
     /// Computes the FAT16 geometry of a volume of `total_sectors` sectors.
     pub fn fat16(total_sectors: u64, bytes_per_sector: u32) -> Result<Geometry, FatError> {
         let too = |what: &str| {
-            FatError::Geometry(format!(
-                "{total_sectors} sectors of {bytes_per_sector} bytes are {what} for FAT16"
-            ))
+            FatError::Geometry(format!("{total_sectors} sectors of {bytes_per_sector} bytes are {what} for FAT16"))
         };
         let total = u32::try_from(total_sectors).map_err(|_| too("too many"))?;
         let mut cluster = PREFERRED_CLUSTER.max(u64::from(bytes_per_sector));
         loop {
             let spc = (cluster / u64::from(bytes_per_sector)) as u32;
-            let geometry = Geometry::with_cluster(total, bytes_per_sector, spc, RESERVED_SECTORS)
-                .ok_or_else(|| too("too few"))?;
+            let geometry =
+                Geometry::with_cluster(total, bytes_per_sector, spc, RESERVED_SECTORS).ok_or_else(|| too("too few"))?;
             let clusters = u64::from(geometry.clusters);
             if clusters > MAX_FAT16_CLUSTERS {
                 if cluster < MAX_CLUSTER {
@@ -101,9 +99,7 @@ impl Geometry {
                         total,
                         bytes_per_sector,
                         spc,
-                        RESERVED_SECTORS
-                            + excess
-                            + g.fat_sectors.saturating_sub(geometry.fat_sectors),
+                        RESERVED_SECTORS + excess + g.fat_sectors.saturating_sub(geometry.fat_sectors),
                     )
                     .ok_or_else(|| too("too many"))?;
                     if u64::from(g.clusters) <= MAX_FAT16_CLUSTERS {
@@ -122,12 +118,7 @@ impl Geometry {
         }
     }
 
-    fn with_cluster(
-        total: u32,
-        bytes_per_sector: u32,
-        spc: u32,
-        reserved_sectors: u32,
-    ) -> Option<Geometry> {
+    fn with_cluster(total: u32, bytes_per_sector: u32, spc: u32, reserved_sectors: u32) -> Option<Geometry> {
         let mut g = Geometry {
             bytes_per_sector,
             sectors_per_cluster: spc,
@@ -218,11 +209,7 @@ pub fn format<D: BlockDevice>(
     Ok(g)
 }
 
-fn zero_sectors<D: BlockDevice>(
-    dev: &mut D,
-    mut lba: u64,
-    mut count: u64,
-) -> Result<(), DiskError> {
+fn zero_sectors<D: BlockDevice>(dev: &mut D, mut lba: u64, mut count: u64) -> Result<(), DiskError> {
     let per_write = (1u64 << 20) / dev.sector_size().bytes_u64();
     let zeros = vec![0u8; (per_write * dev.sector_size().bytes_u64()) as usize];
     while count > 0 {
@@ -254,17 +241,8 @@ pub fn mount<D: BlockDevice>(
     time: &'static dyn TimeProvider,
 ) -> io::Result<Volume<D>> {
     let ss = dev.sector_size().bytes_u64();
-    let io = ByteIo::window(
-        dev,
-        first_lba.saturating_mul(ss),
-        total_sectors.saturating_mul(ss),
-    );
-    FileSystem::new(
-        io,
-        FsOptions::new()
-            .update_accessed_date(false)
-            .time_provider(time),
-    )
+    let io = ByteIo::window(dev, first_lba.saturating_mul(ss), total_sectors.saturating_mul(ss));
+    FileSystem::new(io, FsOptions::new().update_accessed_date(false).time_provider(time))
 }
 
 /// A clock that always says the same time: what the image builder stamps on
@@ -286,19 +264,7 @@ impl TimeProvider for FixedTime {
 
 /// The timestamp of synthetic images: 2026-01-01 00:00:00.
 pub static IMAGE_TIME: FixedTime = FixedTime {
-    at: DateTime {
-        date: Date {
-            year: 2026,
-            month: 1,
-            day: 1,
-        },
-        time: Time {
-            hour: 0,
-            min: 0,
-            sec: 0,
-            millis: 0,
-        },
-    },
+    at: DateTime { date: Date { year: 2026, month: 1, day: 1 }, time: Time { hour: 0, min: 0, sec: 0, millis: 0 } },
 };
 
 #[cfg(test)]
@@ -334,20 +300,12 @@ mod tests {
             {
                 let fs = mount(&mut disk, 100, sectors, &IMAGE_TIME).unwrap();
                 assert_eq!(fs.fat_type(), fatfs::FatType::Fat16);
-                fs.root_dir()
-                    .create_file("boot.cfg")
-                    .unwrap()
-                    .write_all(b"bootstate=0\n")
-                    .unwrap();
+                fs.root_dir().create_file("boot.cfg").unwrap().write_all(b"bootstate=0\n").unwrap();
                 fs.unmount().unwrap();
             }
             let fs = mount(&mut disk, 100, sectors, &IMAGE_TIME).unwrap();
             let mut text = String::new();
-            fs.root_dir()
-                .open_file("BOOT.CFG")
-                .unwrap()
-                .read_to_string(&mut text)
-                .unwrap();
+            fs.root_dir().open_file("BOOT.CFG").unwrap().read_to_string(&mut text).unwrap();
             assert_eq!(text, "bootstate=0\n");
             assert!(!fs.read_status_flags().unwrap().dirty());
         }

@@ -43,12 +43,7 @@ const MAX_ARRAY_BYTES: u64 = 1 << 20;
 /// Writes the protective MBR and a GPT holding `plan`'s partitions, each at
 /// the entry index of its number. `disk_guid` and `part_guids` (one per
 /// partition, in plan order) make the result deterministic.
-pub fn write_table<D: BlockDevice>(
-    dev: D,
-    plan: &DiskPlan,
-    disk_guid: Uuid,
-    part_guids: &[Uuid],
-) -> io::Result<D> {
+pub fn write_table<D: BlockDevice>(dev: D, plan: &DiskPlan, disk_guid: Uuid, part_guids: &[Uuid]) -> io::Result<D> {
     let sector = dev.sector_size().bytes_u64();
     let lb = match sector {
         512 => LogicalBlockSize::Lb512,
@@ -57,9 +52,7 @@ pub fn write_table<D: BlockDevice>(
     let last_lba = dev.sector_count() - 1;
     let mut io = ByteIo::new(dev);
     let mbr_len = u32::try_from(last_lba).unwrap_or(u32::MAX);
-    ProtectiveMBR::with_lb_size(mbr_len)
-        .overwrite_lba0(&mut io)
-        .map_err(to_io)?;
+    ProtectiveMBR::with_lb_size(mbr_len).overwrite_lba0(&mut io).map_err(to_io)?;
     let mut primary = HeaderBuilder::new()
         .disk_guid(disk_guid)
         .backup_lba(last_lba)
@@ -68,16 +61,10 @@ pub fn write_table<D: BlockDevice>(
         .primary(true)
         .build(lb)
         .map_err(to_io)?;
-    let mut backup = HeaderBuilder::from_header(&primary)
-        .primary(false)
-        .build(lb)
-        .map_err(to_io)?;
+    let mut backup = HeaderBuilder::from_header(&primary).primary(false).build(lb).map_err(to_io)?;
     for (spec, guid) in plan.partitions.iter().zip(part_guids) {
         let entry = Partition {
-            part_type_guid: Type {
-                guid: spec.type_guid,
-                os: OperatingSystem::None,
-            },
+            part_type_guid: Type { guid: spec.type_guid, os: OperatingSystem::None },
             part_guid: *guid,
             first_lba: spec.first_lba(sector),
             last_lba: spec.last_lba(sector),
@@ -235,11 +222,7 @@ pub fn read_gpt<D: BlockDevice>(dev: &mut D) -> GptReport {
         Err(_) => dev.sector_count().saturating_sub(1),
     };
     let backup = read_copy(dev, Copy::Backup, backup_lba);
-    GptReport {
-        primary,
-        backup,
-        protective_mbr,
-    }
+    GptReport { primary, backup, protective_mbr }
 }
 
 /// Reads the primary GPT only, as esx-boot does (`gpt_read_header`): a bad
@@ -251,26 +234,21 @@ pub fn read_primary<D: BlockDevice>(dev: &mut D) -> Result<Table, GptError> {
 fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table, GptError> {
     let sector = dev.sector_size().len();
     let mut hdr = vec![0u8; sector];
-    dev.read_sectors(lba, &mut hdr)
-        .map_err(|source| GptError::Read { copy, lba, source })?;
+    dev.read_sectors(lba, &mut hdr).map_err(|source| GptError::Read { copy, lba, source })?;
     let bad = |what: String| GptError::BadHeader { copy, lba, what };
     if &hdr[0..8] != b"EFI PART" {
         return Err(bad("no \"EFI PART\" signature".into()));
     }
     let header_size = le_u32(&hdr[12..]) as usize;
     if !(92..=sector).contains(&header_size) {
-        return Err(bad(format!(
-            "HeaderSize {header_size} is outside 92..={sector}"
-        )));
+        return Err(bad(format!("HeaderSize {header_size} is outside 92..={sector}")));
     }
     let stored_crc = le_u32(&hdr[16..]);
     let mut crc_copy = hdr[..header_size].to_vec();
     crc_copy[16..20].fill(0);
     let computed = crc32fast::hash(&crc_copy);
     if stored_crc != computed {
-        return Err(bad(format!(
-            "HeaderCRC32 is {stored_crc:#010x}, the header's CRC is {computed:#010x}"
-        )));
+        return Err(bad(format!("HeaderCRC32 is {stored_crc:#010x}, the header's CRC is {computed:#010x}")));
     }
     let my_lba = le_u64(&hdr[24..]);
     if my_lba != lba {
@@ -284,26 +262,17 @@ fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table,
     let entry_count = le_u32(&hdr[80..]);
     let entry_size = le_u32(&hdr[84..]);
     let entries_crc = le_u32(&hdr[88..]);
-    if entry_size < 128 || entry_size % 8 != 0 || entry_size > 4096 {
-        return Err(bad(format!(
-            "SizeOfPartitionEntry {entry_size} is not a multiple of 8 in 128..=4096"
-        )));
+    if entry_size < 128 || !entry_size.is_multiple_of(8) || entry_size > 4096 {
+        return Err(bad(format!("SizeOfPartitionEntry {entry_size} is not a multiple of 8 in 128..=4096")));
     }
     let array_bytes = u64::from(entry_count) * u64::from(entry_size);
     if array_bytes > MAX_ARRAY_BYTES {
-        return Err(bad(format!(
-            "entry array of {entry_count} x {entry_size} bytes exceeds {MAX_ARRAY_BYTES} bytes"
-        )));
+        return Err(bad(format!("entry array of {entry_count} x {entry_size} bytes exceeds {MAX_ARRAY_BYTES} bytes")));
     }
-    let bad_entries = |what: String| GptError::BadEntries {
-        copy,
-        lba: entries_lba,
-        what,
-    };
+    let bad_entries = |what: String| GptError::BadEntries { copy, lba: entries_lba, what };
     let array_sectors = array_bytes.div_ceil(sector as u64);
     let mut array = vec![0u8; (array_sectors as usize) * sector];
-    dev.read_sectors(entries_lba, &mut array)
-        .map_err(|e| bad_entries(format!("cannot read: {e}")))?;
+    dev.read_sectors(entries_lba, &mut array).map_err(|e| bad_entries(format!("cannot read: {e}")))?;
     let array = &array[..array_bytes as usize];
     let computed = crc32fast::hash(array);
     if computed != entries_crc {
@@ -317,11 +286,8 @@ fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table,
         if type_guid.is_nil() {
             continue;
         }
-        let name_units: Vec<u16> = raw[56..128]
-            .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-            .take_while(|&u| u != 0)
-            .collect();
+        let name_units: Vec<u16> =
+            raw[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
         entries.push(Entry {
             number: index as u32 + 1,
             type_guid,
@@ -360,21 +326,13 @@ mod tests {
     use visorsim_disk::{MemDisk, SectorSize};
 
     fn guids(n: usize) -> Vec<Uuid> {
-        (0..n)
-            .map(|i| Uuid::from_u128(0x1000 + i as u128))
-            .collect()
+        (0..n).map(|i| Uuid::from_u128(0x1000 + i as u128)).collect()
     }
 
     fn written(sector: SectorSize) -> (MemDisk, DiskPlan) {
         let plan = Layout::Esxi6.plan(None).unwrap();
         let disk = MemDisk::with_size(plan.size, sector);
-        let disk = write_table(
-            disk,
-            &plan,
-            Uuid::from_u128(42),
-            &guids(plan.partitions.len()),
-        )
-        .unwrap();
+        let disk = write_table(disk, &plan, Uuid::from_u128(42), &guids(plan.partitions.len())).unwrap();
         (disk, plan)
     }
 
@@ -390,10 +348,7 @@ mod tests {
             let numbers: Vec<u32> = primary.entries.iter().map(|e| e.number).collect();
             assert_eq!(numbers, [1, 2, 3, 5, 6, 7, 8, 9]);
             let five = primary.entries.iter().find(|e| e.number == 5).unwrap();
-            assert_eq!(
-                five.first_lba,
-                plan.partition(5).unwrap().first_lba(sector.bytes_u64())
-            );
+            assert_eq!(five.first_lba, plan.partition(5).unwrap().first_lba(sector.bytes_u64()));
         }
     }
 
@@ -415,10 +370,7 @@ mod tests {
         sector[100] ^= 1;
         disk.write_sectors(2, &sector).unwrap();
         let err = read_gpt(&mut disk).primary.unwrap_err();
-        assert!(
-            err.to_string().contains("PartitionEntryArrayCRC32"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("PartitionEntryArrayCRC32"), "{err}");
     }
 
     #[test]

@@ -77,10 +77,7 @@ impl PartitionRole {
     pub fn is_fat(self) -> bool {
         matches!(
             self,
-            PartitionRole::SystemBoot
-                | PartitionRole::BootBank
-                | PartitionRole::Store
-                | PartitionRole::Scratch
+            PartitionRole::SystemBoot | PartitionRole::BootBank | PartitionRole::Store | PartitionRole::Scratch
         )
     }
 }
@@ -147,13 +144,7 @@ const ESXI6_FIXED: [(u32, u64, u64, Uuid, PartitionRole); 7] = [
     (1, 64, 8191, EFI_SYSTEM, PartitionRole::SystemBoot),
     (5, 8224, 520191, BASIC_DATA, PartitionRole::BootBank),
     (6, 520224, 1032191, BASIC_DATA, PartitionRole::BootBank),
-    (
-        7,
-        1032224,
-        1257471,
-        VMK_DIAGNOSTIC,
-        PartitionRole::Diagnostic,
-    ),
+    (7, 1032224, 1257471, VMK_DIAGNOSTIC, PartitionRole::Diagnostic),
     (8, 1257504, 1843199, BASIC_DATA, PartitionRole::Store),
     (9, 1843200, 7086079, VMK_DIAGNOSTIC, PartitionRole::Coredump),
     (2, 7086080, 15472639, BASIC_DATA, PartitionRole::Scratch),
@@ -190,8 +181,7 @@ impl Layout {
     pub fn min_size(self) -> u64 {
         match self {
             Layout::Esxi6 => {
-                (ESXI6_DATASTORE_START * SECTOR + ESXI6_MIN_DATASTORE + BACKUP_GPT_ROOM)
-                    .next_multiple_of(MIB)
+                (ESXI6_DATASTORE_START * SECTOR + ESXI6_MIN_DATASTORE + BACKUP_GPT_ROOM).next_multiple_of(MIB)
             }
             Layout::Esxi7 => {
                 let bank5 = esxi7_next_start((ESXI7_SYSTEM.1 + 1) * SECTOR);
@@ -206,42 +196,21 @@ impl Layout {
     pub fn plan(self, size: Option<u64>) -> Result<DiskPlan, LayoutError> {
         let size = size.unwrap_or_else(|| self.min_size());
         if size < self.min_size() {
-            return Err(LayoutError {
-                layout: self,
-                size,
-                min: self.min_size(),
-            });
+            return Err(LayoutError { layout: self, size, min: self.min_size() });
         }
         // The last usable byte leaves room for the backup GPT, rounded down
         // to 4 KiB so every partition is whole sectors on 4Kn media too.
         let usable_end = (size - BACKUP_GPT_ROOM) / 4096 * 4096;
-        let spec = |number, start: u64, len: u64, type_guid, role| PartitionSpec {
-            number,
-            start,
-            len,
-            type_guid,
-            role,
-        };
+        let spec =
+            |number, start: u64, len: u64, type_guid, role| PartitionSpec { number, start, len, type_guid, role };
         let mut partitions = Vec::new();
         match self {
             Layout::Esxi6 => {
                 for (number, first, last, type_guid, role) in ESXI6_FIXED {
-                    partitions.push(spec(
-                        number,
-                        first * SECTOR,
-                        (last + 1 - first) * SECTOR,
-                        type_guid,
-                        role,
-                    ));
+                    partitions.push(spec(number, first * SECTOR, (last + 1 - first) * SECTOR, type_guid, role));
                 }
                 let start = ESXI6_DATASTORE_START * SECTOR;
-                partitions.push(spec(
-                    3,
-                    start,
-                    usable_end - start,
-                    VMFS,
-                    PartitionRole::Datastore,
-                ));
+                partitions.push(spec(3, start, usable_end - start, VMFS, PartitionRole::Datastore));
             }
             Layout::Esxi7 => {
                 let (first, last) = ESXI7_SYSTEM;
@@ -253,11 +222,7 @@ impl Layout {
                     PartitionRole::SystemBoot,
                 ));
                 // The bank size follows the media size, as ESXi 7 does.
-                let bank = if size >= ESXI7_LARGE_MEDIA {
-                    ESXI7_LARGE_BANK
-                } else {
-                    ESXI7_SMALL_BANK
-                };
+                let bank = if size >= ESXI7_LARGE_MEDIA { ESXI7_LARGE_BANK } else { ESXI7_SMALL_BANK };
                 let bank5 = esxi7_next_start((last + 1) * SECTOR);
                 let bank6 = esxi7_next_start(bank5 + bank);
                 let osdata = esxi7_next_start(bank6 + bank);
@@ -266,13 +231,7 @@ impl Layout {
                 let rest = usable_end - osdata;
                 let datastore_start = esxi7_next_start(osdata + ESXI7_OSDATA_MAX);
                 if rest > ESXI7_OSDATA_MAX && usable_end >= datastore_start + ESXI7_MIN_DATASTORE {
-                    partitions.push(spec(
-                        7,
-                        osdata,
-                        ESXI7_OSDATA_MAX,
-                        VMFS_L,
-                        PartitionRole::OsData,
-                    ));
+                    partitions.push(spec(7, osdata, ESXI7_OSDATA_MAX, VMFS_L, PartitionRole::OsData));
                     partitions.push(spec(
                         8,
                         datastore_start,
@@ -286,11 +245,7 @@ impl Layout {
             }
         }
         partitions.sort_by_key(|p| p.number);
-        Ok(DiskPlan {
-            layout: self,
-            size,
-            partitions,
-        })
+        Ok(DiskPlan { layout: self, size, partitions })
     }
 }
 
@@ -308,11 +263,8 @@ mod tests {
     #[test]
     fn esxi6_matches_partedutil_table() {
         let plan = Layout::Esxi6.plan(Some(8 * GIB)).unwrap();
-        let rows: Vec<(u32, u64, u64)> = plan
-            .partitions
-            .iter()
-            .map(|p| (p.number, p.first_lba(512), p.last_lba(512)))
-            .collect();
+        let rows: Vec<(u32, u64, u64)> =
+            plan.partitions.iter().map(|p| (p.number, p.first_lba(512), p.last_lba(512))).collect();
         assert_eq!(
             rows[..8],
             [
@@ -326,10 +278,7 @@ mod tests {
                 (9, 1843200, 7086079),
             ]
         );
-        assert!(
-            rows[2].2 < 8 * GIB / 512 - 33,
-            "datastore leaves room for the backup GPT"
-        );
+        assert!(rows[2].2 < 8 * GIB / 512 - 33, "datastore leaves room for the backup GPT");
     }
 
     #[test]
@@ -353,10 +302,7 @@ mod tests {
         assert!(small.partition(8).is_none());
         let large = Layout::Esxi7.plan(Some(64 * GIB)).unwrap();
         assert_eq!(large.partition(5).unwrap().len, 4 * GIB);
-        assert!(
-            large.partition(8).is_none(),
-            "OSData takes everything up to 128 GiB"
-        );
+        assert!(large.partition(8).is_none(), "OSData takes everything up to 128 GiB");
         let huge = Layout::Esxi7.plan(Some(512 * GIB)).unwrap();
         assert_eq!(huge.partition(7).unwrap().len, 128 * GIB);
         assert_eq!(huge.partition(8).unwrap().type_guid, VMFS);
@@ -378,9 +324,7 @@ mod tests {
             }
             let last = by_start.last().unwrap();
             assert!(last.start + last.len + BACKUP_GPT_ROOM <= plan.size);
-            assert!(by_start
-                .iter()
-                .all(|p| p.start % 4096 == 0 && p.len % 4096 == 0));
+            assert!(by_start.iter().all(|p| p.start % 4096 == 0 && p.len % 4096 == 0));
         }
     }
 }

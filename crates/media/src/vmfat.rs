@@ -68,11 +68,7 @@ pub fn splitmix64(state: &mut u64) -> u64 {
 
 /// Writes the magic and `uuid` into the second sector of the partition that
 /// starts at `first_lba`, zeroing the rest of that sector.
-pub fn write_uuid<D: BlockDevice>(
-    dev: &mut D,
-    first_lba: u64,
-    uuid: VmfatUuid,
-) -> Result<(), DiskError> {
+pub fn write_uuid<D: BlockDevice>(dev: &mut D, first_lba: u64, uuid: VmfatUuid) -> Result<(), DiskError> {
     let mut sector = vec![0u8; dev.sector_size().len()];
     sector[..16].copy_from_slice(MAGIC);
     sector[16..32].copy_from_slice(&uuid.0);
@@ -81,18 +77,13 @@ pub fn write_uuid<D: BlockDevice>(
 
 /// Reads the UUID of the partition at `first_lba`: `Ok(None)` when the
 /// second sector does not start with the magic.
-pub fn read_uuid<D: BlockDevice>(
-    dev: &mut D,
-    first_lba: u64,
-) -> Result<Option<VmfatUuid>, DiskError> {
+pub fn read_uuid<D: BlockDevice>(dev: &mut D, first_lba: u64) -> Result<Option<VmfatUuid>, DiskError> {
     let mut sector = vec![0u8; dev.sector_size().len()];
     dev.read_sectors(first_lba.saturating_add(1), &mut sector)?;
     if &sector[..16] != MAGIC {
         return Ok(None);
     }
-    Ok(Some(VmfatUuid(
-        sector[16..32].try_into().expect("16 bytes"),
-    )))
+    Ok(Some(VmfatUuid(sector[16..32].try_into().expect("16 bytes"))))
 }
 
 #[cfg(test)]
