@@ -79,7 +79,8 @@ struct Manifest {
 /// Runs `visorsim build`.
 pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    let layout = Layout::from_name(&args.layout).ok_or_else(|| Failure::msg(format!("unknown layout {}", args.layout)))?;
+    let layout =
+        Layout::from_name(&args.layout).ok_or_else(|| Failure::msg(format!("unknown layout {}", args.layout)))?;
     let (default_version, default_build) = match layout {
         Layout::Esxi6 => ("6.7.0", 8169922),
         Layout::Esxi7 => ("7.0.3", 21424296),
@@ -113,7 +114,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
     bar.finish_and_clear();
 
     let options = InstallOptions { layout, size: args.size, sector_size, seed: args.seed };
-    let (disk, installed) = install_fresh(&image, &options).context(|| format!("Installing on a {} disk", layout.name()))?;
+    let (disk, installed) =
+        install_fresh(&image, &options).context(|| format!("Installing on a {} disk", layout.name()))?;
     FileDisk::save_sparse(&disk, &args.out).context(|| format!("Writing {}", args.out.display()))?;
     let seconds = started.elapsed().as_secs_f64();
 
@@ -142,7 +144,12 @@ pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
             args.seed,
             seconds
         );
-        println!("  bank 5: build {} (bootstate=0, updated=1), {} modules, {} MB", image.boot_cfg.build, image.files.len(), image.size() / 1_000_000);
+        println!(
+            "  bank 5: build {} (bootstate=0, updated=1), {} modules, {} MB",
+            image.boot_cfg.build,
+            image.files.len(),
+            image.size() / 1_000_000
+        );
         println!("  bank 6: formatted, empty");
         println!("Next: visorsim inspect {}", args.out.display());
     }

@@ -83,7 +83,13 @@ pub fn import(args: ImportArgs) -> Result<ExitCode, Failure> {
         let _ = fs::remove_file(&staging);
     }
     let report = result?;
-    println!("Imported {} into {} ({} bytes, {} partitions)", args.image.display(), args.out.display(), report.size, report.partitions.len());
+    println!(
+        "Imported {} into {} ({} bytes, {} partitions)",
+        args.image.display(),
+        args.out.display(),
+        report.size,
+        report.partitions.len()
+    );
     for p in &report.problems {
         println!("  warning: {p}");
     }

@@ -64,7 +64,15 @@ pub fn inspect_file(path: &std::path::Path, sector_size: &str) -> Result<DiskRep
 fn render(path: &std::path::Path, r: &DiskReport) -> String {
     let mut s = String::new();
     let ss = u64::from(r.sector_size);
-    let _ = writeln!(s, "{}: {} bytes ({:.2} GiB), {}-byte sectors, layout {}", path.display(), r.size, r.size as f64 / (1u64 << 30) as f64, r.sector_size, r.layout.map_or("unknown", |l| l.name()));
+    let _ = writeln!(
+        s,
+        "{}: {} bytes ({:.2} GiB), {}-byte sectors, layout {}",
+        path.display(),
+        r.size,
+        r.size as f64 / (1u64 << 30) as f64,
+        r.sector_size,
+        r.layout.map_or("unknown", |l| l.name())
+    );
     match r.gpt_source {
         None => {
             let _ = writeln!(s, "no usable partition table");
@@ -72,7 +80,11 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
         Some(source) => {
             // partedUtil getptbl: label, then cylinders heads sectors total.
             let sectors = r.size / ss;
-            let _ = writeln!(s, "\ngpt  ({source:?} header{})", if r.primary_gpt_error.is_some() { ", primary is damaged" } else { "" });
+            let _ = writeln!(
+                s,
+                "\ngpt  ({source:?} header{})",
+                if r.primary_gpt_error.is_some() { ", primary is damaged" } else { "" }
+            );
             let _ = writeln!(s, "{} 255 63 {}", sectors / (255 * 63), sectors);
             for p in &r.partitions {
                 let guid = p.type_guid.simple().to_string().to_uppercase();
@@ -82,7 +94,15 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
     }
     for p in r.partitions.iter().filter(|p| p.fat.is_some()) {
         let fat = p.fat.as_ref().expect("filtered");
-        let _ = writeln!(s, "\npartition {}: {}, {} clusters of {} bytes, {} file(s)", p.number, fat.fat_type, fat.clusters, fat.cluster_bytes, fat.files.len());
+        let _ = writeln!(
+            s,
+            "\npartition {}: {}, {} clusters of {} bytes, {} file(s)",
+            p.number,
+            fat.fat_type,
+            fat.clusters,
+            fat.cluster_bytes,
+            fat.files.len()
+        );
         match &fat.vmware_uuid {
             Some(u) => {
                 let _ = writeln!(s, "  VMware FAT UUID  {}", u.to_hex());
@@ -92,7 +112,11 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
             }
         }
         if let Some(cfg) = &fat.boot_cfg {
-            let _ = writeln!(s, "  boot.cfg         bootstate={} updated={} build={}", cfg.bootstate, cfg.updated, cfg.build);
+            let _ = writeln!(
+                s,
+                "  boot.cfg         bootstate={} updated={} build={}",
+                cfg.bootstate, cfg.updated, cfg.build
+            );
             let _ = writeln!(s, "                   title={} timeout={} prefix={}", cfg.title, cfg.timeout, cfg.prefix);
             let _ = writeln!(s, "                   kernel={} kernelopt={}", cfg.kernel, cfg.kernelopt);
             let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  gzip", "module", "size", "ISIZE", "CRC32");
@@ -105,7 +129,8 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
                         };
                         let isize = c.isize.map_or("-".to_owned(), |v| v.to_string());
                         let crc = c.crc32.map_or("-".to_owned(), |v| format!("{v:#010x}"));
-                        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {verdict}", m.name, c.file_size, isize, crc);
+                        let _ =
+                            writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {verdict}", m.name, c.file_size, isize, crc);
                     }
                     None => {
                         let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  MISSING", m.name, "-", "-", "-");

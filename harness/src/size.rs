@@ -6,7 +6,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size (examples: 8G, 500MiB, 4000000000)"))?;
+    let number: u64 =
+        digits.parse().map_err(|_| format!("`{text}` is not a size (examples: 8G, 500MiB, 4000000000)"))?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kib" => 1 << 10,

@@ -34,19 +34,31 @@ fn check(path: &Path, expect: &str, import_should_fail: bool) {
     assert!(text.contains(expect), "inspect of {} should say {expect:?}: {text}", path.display());
     let (code, report) = inspect_json(path);
     assert_ne!(code, 0);
-    assert!(report["problems"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains(expect)), "{}", report["problems"]);
+    assert!(
+        report["problems"].as_array().unwrap().iter().any(|p| p.as_str().unwrap().contains(expect)),
+        "{}",
+        report["problems"]
+    );
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("imported.img");
     let import = visorsim(&["import", path.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "raw"]);
     if import_should_fail {
         assert_eq!(import.status.code(), Some(1), "import must fail: {}", stdout(&import));
-        assert!(stderr(&import).contains(path.file_name().unwrap().to_str().unwrap()), "import names the file: {}", stderr(&import));
+        assert!(
+            stderr(&import).contains(path.file_name().unwrap().to_str().unwrap()),
+            "import names the file: {}",
+            stderr(&import)
+        );
         assert!(!out.exists(), "nothing is written on failure");
     } else {
         assert!(import.status.success(), "import: {}", stderr(&import));
         assert!(stdout(&import).contains("warning"), "import warns: {}", stdout(&import));
     }
-    assert_eq!(fs::read_dir(out_dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "imported.img").count(), 0, "no temp files left");
+    assert_eq!(
+        fs::read_dir(out_dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "imported.img").count(),
+        0,
+        "no temp files left"
+    );
     assert_eq!(sparse_hash(path), before, "the input was modified");
 }
 

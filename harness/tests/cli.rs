@@ -17,7 +17,8 @@ fn build_then_inspect_gives_back_every_field() {
         assert_eq!(report["size"], m["size"]);
         assert_eq!(report["disk_guid"], m["disk_guid"]);
         assert_eq!(report["gpt_source"], "primary");
-        let partition = |n: u64| report["partitions"].as_array().unwrap().iter().find(|p| p["number"] == n).unwrap().clone();
+        let partition =
+            |n: u64| report["partitions"].as_array().unwrap().iter().find(|p| p["number"] == n).unwrap().clone();
         for pair in m["bank_uuids"].as_array().unwrap() {
             let bank = partition(pair[0].as_u64().unwrap());
             assert_eq!(bank["fat"]["vmware_uuid"], pair[1], "bank UUID");
@@ -51,7 +52,15 @@ fn esxi6_partition_table_is_the_real_one() {
         .iter()
         .map(|p| (p["number"].as_u64().unwrap(), p["start"].as_u64().unwrap(), p["end"].as_u64().unwrap()))
         .collect();
-    for want in [(1, 64, 8191), (5, 8224, 520191), (6, 520224, 1032191), (7, 1032224, 1257471), (8, 1257504, 1843199), (9, 1843200, 7086079), (2, 7086080, 15472639)] {
+    for want in [
+        (1, 64, 8191),
+        (5, 8224, 520191),
+        (6, 520224, 1032191),
+        (7, 1032224, 1257471),
+        (8, 1257504, 1843199),
+        (9, 1843200, 7086079),
+        (2, 7086080, 15472639),
+    ] {
         assert!(rows.contains(&want), "{want:?} in {rows:?}");
     }
     let human = stdout(&visorsim(&["inspect", esxi6().image.to_str().unwrap()]));
@@ -62,11 +71,14 @@ fn esxi6_partition_table_is_the_real_one() {
 fn same_seed_gives_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let again = dir.path().join("again.img");
-    let out = visorsim(&["build", "--layout", "esxi6", "--out", again.to_str().unwrap(), "--seed", "7", "--payload-mb", "1"]);
+    let out =
+        visorsim(&["build", "--layout", "esxi6", "--out", again.to_str().unwrap(), "--seed", "7", "--payload-mb", "1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sparse_hash(&again), sparse_hash(&esxi6().image));
     let other = dir.path().join("other.img");
-    assert!(visorsim(&["build", "--out", other.to_str().unwrap(), "--seed", "8", "--payload-mb", "1"]).status.success());
+    assert!(visorsim(&["build", "--out", other.to_str().unwrap(), "--seed", "8", "--payload-mb", "1"])
+        .status
+        .success());
     assert_ne!(sparse_hash(&other), sparse_hash(&esxi6().image));
 }
 
@@ -97,8 +109,13 @@ fn fsck_fat_finds_every_fat_partition_clean() {
     }
     for fixture in [esxi6(), esxi7()] {
         let (_, report) = inspect_json(&fixture.image);
-        let fat_parts: Vec<u64> =
-            report["partitions"].as_array().unwrap().iter().filter(|p| !p["fat"].is_null()).map(|p| p["number"].as_u64().unwrap()).collect();
+        let fat_parts: Vec<u64> = report["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["fat"].is_null())
+            .map(|p| p["number"].as_u64().unwrap())
+            .collect();
         assert!(fat_parts.contains(&5) && fat_parts.contains(&6) && fat_parts.contains(&1));
         for n in fat_parts {
             let (offset, len) = partition_extent(&report, n);
@@ -133,4 +150,62 @@ fn mtools_list_and_print_boot_cfg() {
     assert!(ok, "mtype: {text}");
     let want = format!("build={}", fixture.manifest["boot_cfg"]["build"].as_str().unwrap());
     assert!(text.starts_with("bootstate=0\n") && text.contains(&want) && text.contains("updated=1"), "{text}");
+}
+
+#[test]
+fn export_qcow2_passes_qemu_img_check() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let qcow2 = dir.path().join("disk.qcow2");
+    let out = visorsim(&["export", esxi6().image.to_str().unwrap(), "--format", "qcow2", "--out", qcow2.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (ok, text) = run_tool("qemu-img", &["check", qcow2.to_str().unwrap()]);
+    assert!(ok && text.contains("No errors were found"), "qemu-img check: {text}");
+    let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["disk.qcow2"], "no temp files left");
+}
+
+#[test]
+fn raw_to_vmdk_to_raw_is_byte_identical() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let vmdk = dir.path().join("disk.vmdk");
+    let back = dir.path().join("back.img");
+    let image = &esxi7().image;
+    let out = visorsim(&["export", image.to_str().unwrap(), "--format", "vmdk", "--out", vmdk.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = visorsim(&["import", vmdk.to_str().unwrap(), "--out", back.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Imported"), "{}", stdout(&out));
+    assert_eq!(fs::metadata(&back).unwrap().len(), fs::metadata(image).unwrap().len());
+    assert_eq!(sparse_hash(&back), sparse_hash(image));
+}
+
+#[test]
+fn four_kn_disk_is_a_clean_fat16_with_the_uuid_at_4096() {
+    if !have_tool("fsck.fat") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("4kn.img");
+    let out = visorsim(&["build", "--layout", "esxi6", "--sector-size", "4096", "--out", image.to_str().unwrap(), "--payload-mb", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = visorsim(&["inspect", "--json", "--sector-size", "4096", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sector_size"], 4096);
+    let p5 = report["partitions"].as_array().unwrap().iter().find(|p| p["number"] == 5).unwrap();
+    let start = p5["start"].as_u64().unwrap();
+    assert_eq!(start, 8224 / 8, "same byte layout as on 512-byte media");
+    let len = (p5["end"].as_u64().unwrap() - start + 1) * 4096;
+    let part = dir.path().join("p5.fat");
+    extract(&image, start * 4096, len, &part);
+    let bytes = fs::read(&part).unwrap();
+    assert_eq!(&bytes[4096..4112], b"VMWARE FAT16    ", "UUID in the partition's second 4 KiB sector");
+    let (ok, text) = run_tool("fsck.fat", &["-n", "-v", part.to_str().unwrap()]);
+    assert!(ok && text.contains("4096 bytes per logical sector"), "{text}");
 }

@@ -17,7 +17,9 @@
 //!
 //! Cluster size: 4 KiB like real banks, doubled while the volume would have
 //! more than 65,524 clusters, halved (down to one sector) while it would have
-//! fewer than 4,085, so the result is always a FAT16 that `fsck.fat` accepts.
+//! fewer than 4,085, so the result is a FAT16 that `fsck.fat` accepts. Only a
+//! volume too small for FAT16 even with one-sector clusters (the 4 MB system
+//! partition on 4Kn media) becomes a FAT12.
 
 use std::io;
 
@@ -50,6 +52,8 @@ pub struct Geometry {
     pub root_entries: u32,
     /// Sectors per FAT.
     pub fat_sectors: u32,
+    /// FAT entry width: 16, or 12 for a volume too small for FAT16.
+    pub fat_bits: u32,
     /// Sectors in the volume.
     pub total_sectors: u32,
     /// Data clusters.
@@ -71,7 +75,8 @@ impl Geometry {
         self.reserved_sectors + self.fats * self.fat_sectors + self.root_dir_sectors()
     }
 
-    /// Computes the FAT16 geometry of a volume of `total_sectors` sectors.
+    /// Computes the FAT16 geometry of a volume of `total_sectors` sectors
+    /// (FAT12 when it is too small for FAT16).
     pub fn fat16(total_sectors: u64, bytes_per_sector: u32) -> Result<Geometry, FatError> {
         let too = |what: &str| {
             FatError::Geometry(format!("{total_sectors} sectors of {bytes_per_sector} bytes are {what} for FAT16"))
@@ -109,7 +114,14 @@ impl Geometry {
                 return Err(too("too many"));
             } else if clusters < MIN_FAT16_CLUSTERS {
                 if spc == 1 {
-                    return Err(too("too few"));
+                    // Too small for FAT16 even with one-sector clusters: the
+                    // 4 MB system partition of the ESXi 6.x layout on 4Kn
+                    // media. Such a volume can only be FAT12.
+                    let mut g = geometry;
+                    g.fat_bits = 12;
+                    g.fat_sectors = 1;
+                    let g = g.settle().ok_or_else(|| too("too few"))?;
+                    return if g.clusters > 0 { Ok(g) } else { Err(too("too few")) };
                 }
                 cluster /= 2;
             } else {
@@ -126,23 +138,30 @@ impl Geometry {
             fats: 2,
             root_entries: ROOT_ENTRIES,
             fat_sectors: 1,
+            fat_bits: 16,
             total_sectors: total,
             clusters: 0,
         };
-        // The FAT size depends on the cluster count, which depends on the
-        // FAT size: iterate to the fixed point (two rounds in practice).
+        g.settle()
+    }
+
+    /// The FAT size depends on the cluster count, which depends on the FAT
+    /// size: iterate to the fixed point (two rounds in practice).
+    fn settle(mut self) -> Option<Geometry> {
         for _ in 0..8 {
-            let data = total.checked_sub(g.first_data_sector())?;
-            g.clusters = data / spc;
-            let fat_sectors = ((g.clusters + 2) * 2).div_ceil(bytes_per_sector);
-            if fat_sectors == g.fat_sectors {
-                return Some(g);
+            let data = self.total_sectors.checked_sub(self.first_data_sector())?;
+            self.clusters = data / self.sectors_per_cluster;
+            let entries = self.clusters + 2;
+            let fat_bytes = if self.fat_bits == 12 { (entries * 3).div_ceil(2) } else { entries * 2 };
+            let fat_sectors = fat_bytes.div_ceil(self.bytes_per_sector);
+            if fat_sectors == self.fat_sectors {
+                return Some(self);
             }
-            g.fat_sectors = fat_sectors;
+            self.fat_sectors = fat_sectors;
         }
-        let data = total.checked_sub(g.first_data_sector())?;
-        g.clusters = data / spc;
-        Some(g)
+        let data = self.total_sectors.checked_sub(self.first_data_sector())?;
+        self.clusters = data / self.sectors_per_cluster;
+        Some(self)
     }
 }
 
@@ -190,7 +209,7 @@ pub fn format<D: BlockDevice>(
     boot[38] = 0x29; // extended boot signature
     put32(&mut boot, 39, volume_id);
     boot[43..54].copy_from_slice(b"NO NAME    ");
-    boot[54..62].copy_from_slice(b"FAT16   ");
+    boot[54..62].copy_from_slice(if g.fat_bits == 12 { b"FAT12   " } else { b"FAT16   " });
     boot[510] = 0x55;
     boot[511] = 0xAA;
     dev.write_sectors(first_lba, &boot)?;
@@ -200,7 +219,11 @@ pub fn format<D: BlockDevice>(
     let meta_end = u64::from(g.first_data_sector());
     zero_sectors(dev, first_lba + 1, meta_end - 1)?;
     let mut fat_head = vec![0u8; ss as usize];
-    fat_head[..4].copy_from_slice(&[0xF8, 0xFF, 0xFF, 0xFF]);
+    if g.fat_bits == 12 {
+        fat_head[..3].copy_from_slice(&[0xF8, 0xFF, 0xFF]);
+    } else {
+        fat_head[..4].copy_from_slice(&[0xF8, 0xFF, 0xFF, 0xFF]);
+    }
     for fat in 0..g.fats {
         let lba = first_lba + u64::from(g.reserved_sectors + fat * g.fat_sectors);
         dev.write_sectors(lba, &fat_head)?;
@@ -288,7 +311,9 @@ mod tests {
             assert!((4085..=65524).contains(&g.clusters), "{sectors}: {g:?}");
             assert!(g.first_data_sector() + g.clusters * g.sectors_per_cluster <= g.total_sectors);
         }
-        assert!(Geometry::fat16(100, 512).is_err());
+        assert!(Geometry::fat16(30, 512).is_err());
+        let small_4kn = Geometry::fat16(1016, 4096).unwrap();
+        assert_eq!((small_4kn.fat_bits, small_4kn.sectors_per_cluster), (12, 1));
     }
 
     #[test]

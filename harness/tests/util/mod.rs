@@ -15,7 +15,11 @@ use std::sync::OnceLock;
 
 /// Runs the visorsim binary with `args`.
 pub fn visorsim(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_visorsim")).args(args).env("VISORSIM_CACHE_DIR", cache_dir()).output().expect("run visorsim");
+    let out = Command::new(env!("CARGO_BIN_EXE_visorsim"))
+        .args(args)
+        .env("VISORSIM_CACHE_DIR", cache_dir())
+        .output()
+        .expect("run visorsim");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "visorsim panicked: {stderr}");
     out
@@ -46,7 +50,18 @@ pub struct Fixture {
 fn build_fixture(layout: &str, extra: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let image = dir.path().join(format!("{layout}.img"));
-    let mut args = vec!["build", "--layout", layout, "--out", image.to_str().unwrap(), "--seed", "7", "--payload-mb", "1", "--json"];
+    let mut args = vec![
+        "build",
+        "--layout",
+        layout,
+        "--out",
+        image.to_str().unwrap(),
+        "--seed",
+        "7",
+        "--payload-mb",
+        "1",
+        "--json",
+    ];
     args.extend_from_slice(extra);
     let out = visorsim(&args);
     assert!(out.status.success(), "build failed: {}", stderr(&out));
@@ -69,9 +84,17 @@ pub fn esxi7() -> &'static Fixture {
 /// Whether a real tool is installed. Under `VISORSIM_REQUIRE_TOOLS=1` (what
 /// `scripts/test.sh` and CI set) a missing tool fails the test instead.
 pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !found {
-        assert!(std::env::var_os("VISORSIM_REQUIRE_TOOLS").is_none(), "{tool} is required (run scripts/test.sh, which installs it)");
+        assert!(
+            std::env::var_os("VISORSIM_REQUIRE_TOOLS").is_none(),
+            "{tool} is required (run scripts/test.sh, which installs it)"
+        );
         eprintln!("skipping: {tool} is not installed");
     }
     found
