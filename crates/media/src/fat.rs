@@ -131,7 +131,7 @@ impl Geometry {
     }
 
     fn with_cluster(total: u32, bytes_per_sector: u32, spc: u32, reserved_sectors: u32) -> Option<Geometry> {
-        let mut g = Geometry {
+        let g = Geometry {
             bytes_per_sector,
             sectors_per_cluster: spc,
             reserved_sectors,
