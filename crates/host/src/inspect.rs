@@ -162,7 +162,13 @@ fn guess_layout(table: &Table) -> Option<Layout> {
     }
 }
 
-fn inspect_partition<D: BlockDevice>(dev: &mut D, table: &Table, entry: &gpt::Entry, ss: u64, problems: &mut Vec<String>) -> PartitionReport {
+fn inspect_partition<D: BlockDevice>(
+    dev: &mut D,
+    table: &Table,
+    entry: &gpt::Entry,
+    ss: u64,
+    problems: &mut Vec<String>,
+) -> PartitionReport {
     let mut report = PartitionReport {
         number: entry.number,
         start: entry.first_lba,
@@ -172,9 +178,14 @@ fn inspect_partition<D: BlockDevice>(dev: &mut D, table: &Table, entry: &gpt::En
         name: entry.name.clone(),
         fat: None,
     };
-    let where_ = format!("Partition {} (LBA {}, byte {})", entry.number, entry.first_lba, entry.first_lba.saturating_mul(ss));
-    if entry.last_lba < entry.first_lba || entry.last_lba >= dev.sector_count() || entry.first_lba < table.first_usable {
-        problems.push(format!("{where_}: extent {}–{} lies outside the disk's usable sectors", entry.first_lba, entry.last_lba));
+    let where_ =
+        format!("Partition {} (LBA {}, byte {})", entry.number, entry.first_lba, entry.first_lba.saturating_mul(ss));
+    if entry.last_lba < entry.first_lba || entry.last_lba >= dev.sector_count() || entry.first_lba < table.first_usable
+    {
+        problems.push(format!(
+            "{where_}: extent {}–{} lies outside the disk's usable sectors",
+            entry.first_lba, entry.last_lba
+        ));
         return report;
     }
     if entry.type_guid != BASIC_DATA && entry.type_guid != EFI_SYSTEM {
@@ -219,7 +230,8 @@ fn read_fat<D: BlockDevice>(
     let fs = match visorsim_media::fat::mount(&mut *dev, first_lba, sectors, &IMAGE_TIME) {
         Ok(fs) => fs,
         Err(e) => {
-            problems.push(format!("{where_}: no readable FAT boot sector at byte {}: {e}", first_lba.saturating_mul(ss)));
+            problems
+                .push(format!("{where_}: no readable FAT boot sector at byte {}: {e}", first_lba.saturating_mul(ss)));
             return None;
         }
     };

@@ -83,7 +83,12 @@ pub fn install_fresh(image: &SystemImage, opts: &InstallOptions) -> Result<(MemD
 }
 
 /// Installs `image` on `dev` following `plan`.
-pub fn install_on<D: BlockDevice>(dev: D, plan: &DiskPlan, image: &SystemImage, seed: u64) -> Result<(D, Installed), InstallError> {
+pub fn install_on<D: BlockDevice>(
+    dev: D,
+    plan: &DiskPlan,
+    image: &SystemImage,
+    seed: u64,
+) -> Result<(D, Installed), InstallError> {
     let disk_guid = Uuid::from_u64_pair(sub_seed(seed, SEED_DISK_GUID), sub_seed(seed, SEED_DISK_GUID + 1));
     let part_guids: Vec<Uuid> = plan
         .partitions
@@ -98,7 +103,8 @@ pub fn install_on<D: BlockDevice>(dev: D, plan: &DiskPlan, image: &SystemImage, 
         let first = part.first_lba(ss);
         let sectors = part.len / ss;
         let volume_id = sub_seed(seed, SEED_VOLUME_ID + u64::from(part.number)) as u32;
-        fat::format(&mut dev, first, sectors, volume_id).map_err(|source| InstallError::Fat { number: part.number, source })?;
+        fat::format(&mut dev, first, sectors, volume_id)
+            .map_err(|source| InstallError::Fat { number: part.number, source })?;
         if part.role == PartitionRole::BootBank {
             let uuid = VmfatUuid::from_seed(sub_seed(seed, SEED_BANK_UUID + u64::from(part.number)));
             vmfat::write_uuid(&mut dev, first, uuid).map_err(|e| InstallError::Io {
@@ -132,7 +138,8 @@ pub fn install_on<D: BlockDevice>(dev: D, plan: &DiskPlan, image: &SystemImage, 
 pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[ImageFile]) -> Result<(), InstallError> {
     let ss = dev.sector_size().bytes_u64();
     let io_err = |what: String| move |source: io::Error| InstallError::Io { number: part.number, what, source };
-    let fs = fat::mount(&mut *dev, part.first_lba(ss), part.len / ss, &IMAGE_TIME).map_err(io_err("mounting".into()))?;
+    let fs =
+        fat::mount(&mut *dev, part.first_lba(ss), part.len / ss, &IMAGE_TIME).map_err(io_err("mounting".into()))?;
     {
         let root = fs.root_dir();
         for f in files {

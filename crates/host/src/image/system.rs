@@ -106,7 +106,11 @@ const MIN_MODULE: u64 = 4096;
 impl SystemImage {
     /// Builds the image. Compressed payloads are cached in `cache_dir` when
     /// given; `progress` receives (bytes done, bytes total) of payload work.
-    pub fn build(spec: &ImageSpec, cache_dir: Option<&Path>, progress: &mut dyn FnMut(u64, u64)) -> std::io::Result<SystemImage> {
+    pub fn build(
+        spec: &ImageSpec,
+        cache_dir: Option<&Path>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> std::io::Result<SystemImage> {
         let build = spec.build_string();
         let target = spec.payload.compressed_bytes();
         let plan: Vec<(&str, u64)> = SYSTEM_MODULES
@@ -128,7 +132,8 @@ impl SystemImage {
             progress(done, total);
             files.push(ImageFile { name: name.into(), data: module.bytes });
         }
-        files.push(ImageFile { name: "imgdb.tgz".into(), data: archive::imgdb_tgz(&spec.version, &build, IMAGE_MTIME) });
+        files
+            .push(ImageFile { name: "imgdb.tgz".into(), data: archive::imgdb_tgz(&spec.version, &build, IMAGE_MTIME) });
         let etc = archive::fresh_etc(&spec.hostname, spec.seed, "2026-01-01T00:00:00Z", 0);
         let local = archive::local_tgz(&etc, IMAGE_MTIME);
         files.push(ImageFile { name: "state.tgz".into(), data: archive::state_tgz(&local, IMAGE_MTIME) });
