@@ -389,6 +389,73 @@ impl BootCfg {
     }
 }
 
+/// Where safeboot's in-place writer would put the new bootstate digit
+/// (`bank_set_bootstate`, ESXI-BOOT.md 3.2), found in the first
+/// min(size, 512) bytes of boot.cfg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriterSlot {
+    /// The value byte is at this offset and is a digit `0`–`3`.
+    At {
+        /// Byte offset in boot.cfg (always < 512).
+        offset: usize,
+        /// The digit there now.
+        digit: u8,
+    },
+    /// No `bootstate` the writer accepts: "boot state not found."
+    NotFound,
+    /// The value byte is not `0`–`3` (`-`, `4`, LF, CR...): "invalid boot state."
+    BadDigit {
+        /// Byte offset.
+        offset: usize,
+        /// The byte found there.
+        byte: u8,
+    },
+}
+
+/// The writer only ever looks at this many bytes ("Our BIOS utils library is
+/// not able to write a file beyond 512 bytes").
+pub const WRITER_WINDOW: usize = 512;
+
+/// Locates the bootstate value byte the way the writer does. Unlike the
+/// parser it accepts `bootstate = 1` and `bootstate<TAB>=1`; unlike the
+/// parser it rejects the abbreviations `boot=`/`bootstat=` and a BOM before
+/// the word. The first acceptable occurrence wins.
+pub fn locate_bootstate(text: &[u8]) -> WriterSlot {
+    const WORD: &[u8] = b"bootstate";
+    let window = &text[..text.len().min(WRITER_WINDOW)];
+    let mut from = 0;
+    while let Some(found) = window[from..].windows(WORD.len()).position(|w| w.eq_ignore_ascii_case(WORD)) {
+        let start = from + found;
+        from = start + 1;
+        // First word of its line: only whitespace other than LF since the
+        // previous LF (or the start of the file).
+        let line_start = window[..start].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        if !window[line_start..start].iter().all(|&b| b != b'\n' && is_esx_space(b)) {
+            continue;
+        }
+        let mut at = start + WORD.len();
+        while at < window.len() && matches!(window[at], b' ' | b'\t') {
+            at += 1;
+        }
+        if at >= window.len() || window[at] != b'=' {
+            continue;
+        }
+        at += 1;
+        while at < window.len() && matches!(window[at], b' ' | b'\t') {
+            at += 1;
+        }
+        if at >= window.len() {
+            continue;
+        }
+        return match window[at] {
+            digit @ b'0'..=b'3' => WriterSlot::At { offset: at, digit },
+            byte => WriterSlot::BadDigit { offset: at, byte },
+        };
+    }
+    WriterSlot::NotFound
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,6 +561,45 @@ mod tests {
             split_module_list("a.gz---b.gz --- --- c.gz opt=1 x").into_iter().map(|m| m.name).collect();
         assert_eq!(names, ["a.gz", "b.gz", "c.gz"]);
         assert_eq!(split_module_list("c.gz  opt=1 x")[0].options, "opt=1 x");
+    }
+
+    #[test]
+    fn writer_accepts_spaces_around_equals_that_the_parser_ignores() {
+        assert_eq!(locate_bootstate(b"bootstate = 1\n"), WriterSlot::At { offset: 12, digit: b'1' });
+        assert_eq!(locate_bootstate(b"bootstate\t=3\n"), WriterSlot::At { offset: 11, digit: b'3' });
+        assert_eq!(safe("bootstate = 3\n").bootstate, 0, "the parser ignores it: an INVALID bank boots");
+    }
+
+    #[test]
+    fn writer_rejects_abbreviations_bom_and_words_inside_lines() {
+        assert_eq!(locate_bootstate(b"boot=1\nbootstat=1\n"), WriterSlot::NotFound);
+        assert_eq!(locate_bootstate(b"\xEF\xBB\xBFbootstate=3\n"), WriterSlot::NotFound);
+        assert_eq!(locate_bootstate(b"kernelopt=bootstate=1\n# bootstate=1\nbootstate_old=1\n"), WriterSlot::NotFound);
+        assert_eq!(locate_bootstate(b"kernelopt=bootstate=1\n  bootstate=2\n"), WriterSlot::At { offset: 34, digit: b'2' });
+    }
+
+    #[test]
+    fn writer_patches_the_first_of_two_bootstate_lines() {
+        assert_eq!(locate_bootstate(b"bootstate=0\nbootstate=1\n"), WriterSlot::At { offset: 10, digit: b'0' });
+        assert_eq!(safe("bootstate=0\nbootstate=1\n").bootstate, 1, "the parser takes the last");
+    }
+
+    #[test]
+    fn writer_window_is_512_bytes() {
+        let mut text = vec![b'#'; 501];
+        text.push(b'\n');
+        text.extend_from_slice(b"bootstate=1\n"); // '=' at 511, value at 512
+        assert_eq!(text.len(), 514);
+        assert_eq!(locate_bootstate(&text), WriterSlot::NotFound);
+        assert_eq!(locate_bootstate(&text[1..]), WriterSlot::At { offset: 511, digit: b'1' }, "one byte earlier");
+    }
+
+    #[test]
+    fn writer_bad_digits() {
+        assert_eq!(locate_bootstate(b"bootstate=-1\n"), WriterSlot::BadDigit { offset: 10, byte: b'-' });
+        assert_eq!(locate_bootstate(b"bootstate=4\n"), WriterSlot::BadDigit { offset: 10, byte: b'4' });
+        assert_eq!(locate_bootstate(b"bootstate=\n"), WriterSlot::BadDigit { offset: 10, byte: b'\n' });
+        assert_eq!(locate_bootstate(b"bootstate=10\n"), WriterSlot::At { offset: 10, digit: b'1' });
     }
 
     #[test]
