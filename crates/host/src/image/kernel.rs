@@ -192,8 +192,7 @@ pub fn find_multiboot_header(file: &[u8]) -> Option<usize> {
             Some(u32::from_le_bytes(b.try_into().ok()?))
         };
         let (magic, flags, sum) = (word(0)?, word(1)?, word(2)?);
-        (magic == MULTIBOOT_MAGIC && magic.wrapping_add(flags).wrapping_add(sum) == 0)
-            .then_some(i * 4)
+        (magic == MULTIBOOT_MAGIC && magic.wrapping_add(flags).wrapping_add(sum) == 0).then_some(i * 4)
     })
 }
 
