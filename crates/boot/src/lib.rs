@@ -8,3 +8,5 @@
 
 pub mod bootcfg;
 pub mod gzip;
+pub mod status;
+pub mod safeboot;
