@@ -9,7 +9,8 @@
 //!     │               copy-on-write fork, forks never see each other's writes
 //!     ├── FileDisk    a raw image file (sparse on creation), positional I/O
 //!     ├── Observed    calls a hook for every write and flush, in order
-//!     └── WriteLog    records every write and flush, in order
+//!     ├── WriteLog    records every write and flush, in order
+//!     └── Overlay     writes kept in memory over a base that is only read
 //!   ByteIo            Read + Write + Seek over a byte range of a device
 //!                     (what the `gpt` and `fatfs` crates want)
 //! ```
@@ -28,6 +29,7 @@ mod file;
 mod io;
 mod mem;
 mod observe;
+mod overlay;
 
 pub use device::{BlockDevice, SectorSize};
 pub use error::{DiskError, DiskErrorKind};
@@ -35,3 +37,4 @@ pub use file::FileDisk;
 pub use io::ByteIo;
 pub use mem::MemDisk;
 pub use observe::{IoEvent, LoggedIo, Observed, WriteLog};
+pub use overlay::Overlay;
