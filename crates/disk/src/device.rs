@@ -64,6 +64,15 @@ pub trait BlockDevice {
     /// Makes every earlier write durable.
     fn flush(&mut self) -> Result<(), DiskError>;
 
+    /// An identity of the bytes of `count` sectors at `lba`, when the device
+    /// can give one without reading them: two equal tokens mean equal bytes.
+    /// `None` (the default) means "unknown; read and compare the bytes".
+    /// Caches of expensive results (inflated modules) key on it.
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        let _ = (lba, count);
+        None
+    }
+
     /// Size of the device in bytes.
     fn size_bytes(&self) -> u64 {
         self.sector_count().saturating_mul(self.sector_size().bytes_u64())
@@ -88,6 +97,30 @@ pub trait BlockDevice {
     }
 }
 
+/// See [`BlockDevice::content_token`]. Holds the shared storage it names, so
+/// the identity cannot be recycled while the token lives.
+#[derive(Clone, Debug)]
+pub struct ContentToken {
+    pub(crate) lba: u64,
+    pub(crate) count: u64,
+    pub(crate) parts: Vec<Option<std::sync::Arc<[u8; crate::mem::CHUNK]>>>,
+}
+
+impl PartialEq for ContentToken {
+    fn eq(&self, other: &ContentToken) -> bool {
+        self.lba == other.lba
+            && self.count == other.count
+            && self.parts.len() == other.parts.len()
+            && self.parts.iter().zip(&other.parts).all(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            })
+    }
+}
+
+impl Eq for ContentToken {}
+
 impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     fn sector_size(&self) -> SectorSize {
         (**self).sector_size()
@@ -103,6 +136,9 @@ impl<D: BlockDevice + ?Sized> BlockDevice for &mut D {
     }
     fn flush(&mut self) -> Result<(), DiskError> {
         (**self).flush()
+    }
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        (**self).content_token(lba, count)
     }
 }
 
@@ -121,5 +157,8 @@ impl<D: BlockDevice + ?Sized> BlockDevice for Box<D> {
     }
     fn flush(&mut self) -> Result<(), DiskError> {
         (**self).flush()
+    }
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        (**self).content_token(lba, count)
     }
 }

@@ -31,7 +31,7 @@ mod mem;
 mod observe;
 mod overlay;
 
-pub use device::{BlockDevice, SectorSize};
+pub use device::{BlockDevice, ContentToken, SectorSize};
 pub use error::{DiskError, DiskErrorKind};
 pub use file::FileDisk;
 pub use io::ByteIo;

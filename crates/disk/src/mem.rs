@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use imbl::OrdMap;
 
-use crate::device::{BlockDevice, SectorSize};
+use crate::device::{BlockDevice, ContentToken, SectorSize};
 use crate::error::DiskError;
 
 /// Bytes per storage chunk (also the largest sector size, so a sector never
@@ -144,5 +144,37 @@ impl BlockDevice for MemDisk {
 
     fn flush(&mut self) -> Result<(), DiskError> {
         Ok(())
+    }
+
+    /// The chunks themselves: forks share them until written, so equal
+    /// pointers mean equal bytes. O(chunks), no data is read.
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        let ss = self.sector_size.bytes_u64();
+        let end = lba.checked_add(count).filter(|&e| e <= self.sectors)?;
+        if count == 0 {
+            return Some(ContentToken { lba, count, parts: Vec::new() });
+        }
+        let (first, last) = (lba * ss / CHUNK_U64, (end * ss - 1) / CHUNK_U64);
+        let parts = (first..=last).map(|i| self.chunks.get(&i).cloned()).collect();
+        Some(ContentToken { lba, count, parts })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_token_follows_forks_and_writes() {
+        let mut disk = MemDisk::new(64, SectorSize::S512);
+        disk.write_sectors(0, &[7u8; 512 * 16]).unwrap();
+        let fork = disk.fork();
+        let token = disk.content_token(0, 16).unwrap();
+        assert_eq!(fork.content_token(0, 16), Some(token.clone()), "a fork shares the bytes");
+        let mut written = fork.clone();
+        written.write_sectors(9, &[7u8; 512]).unwrap();
+        assert_ne!(written.content_token(0, 16), Some(token.clone()), "a write (even of equal bytes) changes it");
+        assert_eq!(written.content_token(0, 8), disk.content_token(0, 8), "untouched chunks still match");
+        assert_eq!(disk.content_token(60, 8), None, "out of range");
     }
 }

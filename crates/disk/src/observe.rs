@@ -2,7 +2,7 @@
 //! [`WriteLog`] records them. Both see events in the order the device
 //! receives them, which is the order crash-point exploration replays.
 
-use crate::device::{BlockDevice, SectorSize};
+use crate::device::{BlockDevice, ContentToken, SectorSize};
 use crate::error::DiskError;
 
 /// One event seen on a device, borrowed from the request.
@@ -81,6 +81,9 @@ impl<D: BlockDevice, F: FnMut(IoEvent<'_>)> BlockDevice for Observed<D, F> {
         (self.hook)(IoEvent::Flush);
         Ok(())
     }
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        self.inner.content_token(lba, count)
+    }
 }
 
 /// A device that records every accepted write and flush, in order.
@@ -136,5 +139,8 @@ impl<D: BlockDevice> BlockDevice for WriteLog<D> {
         self.inner.flush()?;
         self.events.push(LoggedIo::Flush);
         Ok(())
+    }
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        self.inner.content_token(lba, count)
     }
 }

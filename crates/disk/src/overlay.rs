@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::device::{BlockDevice, SectorSize};
+use crate::device::{BlockDevice, ContentToken, SectorSize};
 use crate::error::DiskError;
 
 /// A device whose writes land in memory, over a base that is only read.
@@ -72,6 +72,13 @@ impl<D: BlockDevice> BlockDevice for Overlay<D> {
     fn flush(&mut self) -> Result<(), DiskError> {
         self.flushes += 1;
         Ok(())
+    }
+
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        match self.sectors.range(lba..lba.saturating_add(count)).next() {
+            Some(_) => None,
+            None => self.base.content_token(lba, count),
+        }
     }
 }
 
