@@ -1,0 +1,135 @@
+//! The partitions safeboot can see, as `bootlib/volume.c`, `gpt.c` and
+//! `mbr.c` find them (ESXI-BOOT.md 2.1–2.2 step 1–2).
+//!
+//! - LBA 0 entry 1 with type 0xEE, start LBA 1 and boot flag 0 means GPT;
+//!   then only the **primary** header at LBA 1 is read (signature, MyLBA,
+//!   header CRC, entry-array CRC). A bad primary means no partitions at all,
+//!   even with an intact backup: esx-boot never reads the backup GPT.
+//! - Otherwise MBR: entries 1–4 of LBA 0 (whose own 0x55AA is not checked)
+//!   and logical partitions 5.. along the first extended partition's EBR
+//!   chain (each EBR must carry 0x55AA).
+//! - Partition numbers are tried in ascending order; on GPT the number is
+//!   the entry index.
+
+use serde::Serialize;
+use visorsim_disk::BlockDevice;
+use visorsim_media::gpt;
+use visorsim_media::layout::{BASIC_DATA, EFI_SYSTEM};
+
+/// What safeboot makes of a partition's type (`gpt_to_partinfo`, `vmfat_get_uuid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartKind {
+    /// FAT (GPT basic data; MBR 0x01, 0x04, 0x06, 0x0B, 0x0C, 0x0E): accepted.
+    Fat,
+    /// EFI system partition (GPT ESP, MBR 0xEF): accepted.
+    Efi,
+    /// Empty entry (zero GUID, MBR type 0): skipped silently.
+    Empty,
+    /// Any other type (VMFS, VMFS-L, vmkDiagnostic, extended, 0xEE...): rejected.
+    Other,
+}
+
+/// One partition as safeboot sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    /// Partition number.
+    pub number: u32,
+    /// Type class.
+    pub kind: PartKind,
+    /// First LBA.
+    pub first_lba: u64,
+    /// Length in sectors.
+    pub sectors: u64,
+}
+
+/// How the disk is partitioned, as safeboot decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VolumeTable {
+    /// "gpt" or "mbr".
+    pub scheme: &'static str,
+    /// Why no partition can be found, when the table is unusable.
+    pub error: Option<String>,
+    /// The highest partition number tried.
+    pub max_number: u32,
+    /// Partitions 1..=max that exist (missing numbers are "not found").
+    pub volumes: Vec<Volume>,
+}
+
+/// Bound on the EBR chain walk.
+const MAX_LOGICAL: u32 = 256;
+
+/// Finds the partitions the way safeboot does.
+pub fn scan_volumes<D: BlockDevice>(dev: &mut D) -> VolumeTable {
+    let ss = dev.sector_size().len();
+    let mut lba0 = vec![0u8; ss];
+    if let Err(e) = dev.read_sectors(0, &mut lba0) {
+        return VolumeTable { scheme: "mbr", error: Some(format!("cannot read LBA 0: {e}")), max_number: 0, volumes: Vec::new() };
+    }
+    let entry1 = &lba0[446..462];
+    let protective = entry1[4] == 0xEE && le32(&entry1[8..]) == 1 && entry1[0] == 0;
+    if protective {
+        return match gpt::read_primary(dev) {
+            Ok(table) => {
+                let volumes = table
+                    .entries
+                    .iter()
+                    .map(|e| Volume {
+                        number: e.number,
+                        kind: match e.type_guid {
+                            BASIC_DATA => PartKind::Fat,
+                            EFI_SYSTEM => PartKind::Efi,
+                            _ => PartKind::Other,
+                        },
+                        first_lba: e.first_lba,
+                        sectors: e.last_lba.saturating_sub(e.first_lba).saturating_add(1),
+                    })
+                    .collect();
+                VolumeTable { scheme: "gpt", error: None, max_number: table.entry_count, volumes }
+            }
+            Err(e) => VolumeTable { scheme: "gpt", error: Some(e.to_string()), max_number: 0, volumes: Vec::new() },
+        };
+    }
+    let mut volumes = Vec::new();
+    let mut extended = None;
+    for i in 0..4u32 {
+        let e = &lba0[446 + 16 * i as usize..462 + 16 * i as usize];
+        let (kind, start, len) = (e[4], u64::from(le32(&e[8..])), u64::from(le32(&e[12..])));
+        if matches!(kind, 0x05 | 0x0F | 0x85) && extended.is_none() {
+            extended = Some(start);
+        }
+        volumes.push(Volume { number: i + 1, kind: mbr_kind(kind), first_lba: start, sectors: len });
+    }
+    let mut number = 4;
+    if let Some(ext_start) = extended {
+        let mut ebr_lba = ext_start;
+        let mut ebr = vec![0u8; ss];
+        for _ in 0..MAX_LOGICAL {
+            if dev.read_sectors(ebr_lba, &mut ebr).is_err() || ebr[510..512] != [0x55, 0xAA] {
+                break;
+            }
+            let (kind, rel, len) = (ebr[446 + 4], u64::from(le32(&ebr[446 + 8..])), u64::from(le32(&ebr[446 + 12..])));
+            number += 1;
+            volumes.push(Volume { number, kind: mbr_kind(kind), first_lba: ebr_lba.saturating_add(rel), sectors: len });
+            let next = u64::from(le32(&ebr[462 + 8..]));
+            if ebr[462 + 4] == 0 || next == 0 {
+                break;
+            }
+            ebr_lba = ext_start.saturating_add(next);
+        }
+    }
+    VolumeTable { scheme: "mbr", error: None, max_number: number, volumes }
+}
+
+fn mbr_kind(kind: u8) -> PartKind {
+    match kind {
+        0x00 => PartKind::Empty,
+        0x01 | 0x04 | 0x06 | 0x0B | 0x0C | 0x0E => PartKind::Fat,
+        0xEF => PartKind::Efi,
+        _ => PartKind::Other,
+    }
+}
+
+fn le32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
