@@ -8,7 +8,11 @@
 //! | 1 | error: the command could not do its job (message on stderr) |
 //! | 2 | usage error (from clap) |
 //! | 3 | `inspect` read the disk but found problems (listed in the report) |
+//! | 4 | `boot`: "No hypervisor found." |
+//! | 5 | `boot`: mboot stopped with a fatal error (a module or boot.cfg failed to load) |
+//! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
 
+mod boot;
 mod build;
 mod convert;
 mod failure;
@@ -31,6 +35,8 @@ struct Cli {
 enum Command {
     /// Build a freshly installed ESXi boot disk image.
     Build(build::BuildArgs),
+    /// Boot a disk image as ESXi's bootloader would (changes it in place unless --dry-run).
+    Boot(boot::BootArgs),
     /// Show the partition table, banks, boot.cfg and modules of a disk image.
     Inspect(inspect::InspectArgs),
     /// Convert a raw disk image to vmdk, qcow2, vhdx or raw with qemu-img.
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Boot(args) => boot::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Export(args) => convert::export(args),
         Command::Import(args) => convert::import(args),

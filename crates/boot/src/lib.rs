@@ -2,11 +2,22 @@
 //! `shared/ESXI-BOOT.md` (esx-boot's safeboot and mboot):
 //!
 //! ```text
-//!   bootcfg   boot.cfg parsing with the loader's exact quirks, and rendering
-//!   gzip      module checks as mboot does them (header, trailer, inflate, CRC)
+//!   bootcfg   boot.cfg parsing with the loader's exact quirks, rendering, and
+//!             the bootstate writer's search
+//!   volume    which partitions safeboot sees (primary GPT only, or MBR)
+//!   safeboot  the bank decision: a pure function of scanned facts
+//!   mboot     module list, paths, kernel check, command line
+//!   load      the hot path: one module loaded as mboot does (inflate, CRC, MD5)
+//!   gzip      a streaming module check for diagnostics (inspect)
+//!   boot      a whole boot: I/O around safeboot and mboot, the module cache, the report
+//!   status    esx-boot's status codes
 //! ```
 
 pub mod bootcfg;
 pub mod gzip;
+pub mod load;
 pub mod status;
 pub mod safeboot;
+pub mod volume;
+pub mod mboot;
+pub mod boot;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!   b.b00 (kernel)  jumpstrt.gz  useropts.gz  k.b00  chardevs.b00  user.b00
-//!   uc_intel.b00  vmx.v00  sb.v00  s.v00  net_e1000.v00  imgdb.tgz  state.tgz
+//!   uc_intel.b00  vmx.v00  sb.v00  s.v00  net_e100.v00  imgdb.tgz  state.tgz
 //! ```
 //!
 //! `s.v00` carries the payload (about 124 MB compressed in the realistic
@@ -86,7 +86,10 @@ pub struct SystemImage {
 }
 
 /// (name, share of the payload size in 1/1000) for modules made of system
-/// content; s.v00 is the payload itself.
+/// content; s.v00 is the payload itself. Every name is a valid 8.3 name, as
+/// on real images: esx-boot looks modules up by their FAT short name, so a
+/// long name such as `net_e1000.v00` (short name `NET_E1~1.V00`) would not
+/// be found.
 const SYSTEM_MODULES: &[(&str, u64)] = &[
     ("jumpstrt.gz", 2),
     ("useropts.gz", 1),
@@ -97,7 +100,7 @@ const SYSTEM_MODULES: &[(&str, u64)] = &[
     ("vmx.v00", 120),
     ("sb.v00", 60),
     ("s.v00", 1000),
-    ("net_e1000.v00", 3),
+    ("net_e100.v00", 3),
 ];
 
 /// Smallest generated module (compressed bytes, before the ratio).

@@ -1,0 +1,523 @@
+//! A whole boot, as the real loader chain does it: safeboot scans the banks
+//! (writing bootstate digits in place), picks one and chainloads mboot,
+//! which reads boot.cfg, offers the countdown (where Shift+R sends it back
+//! to safeboot for a second scan) and loads the kernel and modules.
+//!
+//! ```text
+//!   scan_volumes ─► probe each partition ─► safeboot::decide ─► write digits
+//!        ▲                                        │ chainload BANKn
+//!        └──── second pass (Shift+R in mboot) ◄── mboot: boot.cfg, countdown
+//!                                                 │
+//!                                                 ▼ load modules (cache) ─► report
+//! ```
+//!
+//! The I/O here is thin: it gathers [`PartitionFacts`], applies the writes
+//! the decision asks for the way `file_overwrite` does (one sector: the
+//! first of boot.cfg's first cluster), and loads modules. A warm boot (the
+//! same module bytes, e.g. a copy-on-write fork of a disk booted before)
+//! takes verified module results from a [`ModuleCache`] without reading or
+//! inflating them again.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use visorsim_disk::{BlockDevice, ContentToken, DiskErrorKind};
+use visorsim_media::fatread::{esx_short_name, FatFile, FatReader};
+use visorsim_media::vmfat::{self, VmfatUuid};
+
+use crate::bootcfg::MbootConfig;
+use crate::load::{load_modules, md5_hex, LoadError, LoadOptions, LoadedModule};
+use crate::mboot::{self, AfterFailure, ModuleSpec};
+use crate::safeboot::{self, Answer, Decision, Level, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict};
+use crate::status::{self, EsxStatus};
+use crate::volume::{scan_volumes, PartKind, Volume};
+
+/// Largest boot.cfg read (the real loader reads any size; this bounds a
+/// hostile one). A 10 MB boot.cfg is still read and parsed.
+pub const MAX_BOOT_CFG: u64 = 64 << 20;
+
+/// When Shift+R (or `-r`) is pressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftR {
+    /// No rollback request.
+    #[default]
+    None,
+    /// safeboot started with `-r`: one scan, with the rollback.
+    AtSafeboot(Answer),
+    /// Shift+R during mboot's countdown: back to safeboot for a second scan
+    /// after the first scan's writes are on disk.
+    InMboot(Answer),
+}
+
+/// How to boot.
+#[derive(Clone, Debug, Default)]
+pub struct BootOptions {
+    /// Rollback request.
+    pub shift_r: ShiftR,
+    /// safeboot's `-f`.
+    pub fake_write_error: bool,
+    /// Module loading.
+    pub load: LoadOptions,
+}
+
+/// How the boot ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Outcome {
+    /// The kernel and every module loaded: control passes to the kernel.
+    Booted,
+    /// "No hypervisor found."
+    NoHypervisor,
+    /// The selected bank's build does not start with a digit.
+    ChainloadFailed,
+    /// mboot stopped with "Fatal error: <code> (<text>)".
+    LoadFailed {
+        /// The status.
+        status: EsxStatus,
+        /// The module, when a module failed.
+        module: Option<String>,
+    },
+}
+
+impl Outcome {
+    /// The `visorsim boot` exit code: 0 booted, 4 no hypervisor, 5 load
+    /// failed, 6 chainload failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Booted => 0,
+            Outcome::NoHypervisor => 4,
+            Outcome::LoadFailed { .. } => 5,
+            Outcome::ChainloadFailed => 6,
+        }
+    }
+}
+
+/// A partition as the scan saw it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionScan {
+    /// Partition number.
+    pub number: u32,
+    /// Type class.
+    pub kind: PartKind,
+    /// What the scan made of it ("bank", or why it was skipped).
+    pub result: String,
+}
+
+/// One safeboot pass.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pass {
+    /// The partitions probed, in order.
+    pub partitions: Vec<PartitionScan>,
+    /// The decision.
+    pub decision: Decision,
+}
+
+/// A module as loaded.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModuleLoad {
+    /// Name in boot.cfg.
+    pub name: String,
+    /// Path loaded.
+    pub path: String,
+    /// File size.
+    pub compressed_size: u64,
+    /// Loaded size.
+    pub size: u64,
+    /// gzip trailer CRC32 (none for an uncompressed module).
+    pub crc32: Option<u32>,
+    /// MD5 of the file.
+    pub md5_compressed: String,
+    /// MD5 of the loaded bytes.
+    pub md5: String,
+    /// Microseconds spent (0 when the result came from the cache).
+    pub micros: u64,
+    /// Whether the verified result came from the module cache.
+    pub cached: bool,
+}
+
+/// Everything a boot did and saw.
+#[derive(Clone, Debug, Serialize)]
+pub struct BootReport {
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// "gpt" or "mbr", and why no partition was found if so.
+    pub partition_scheme: &'static str,
+    /// Why the partition table gave nothing, if it did.
+    pub partition_error: Option<String>,
+    /// One or two safeboot passes.
+    pub passes: Vec<Pass>,
+    /// The bank chainloaded, if any.
+    pub selected: Option<u32>,
+    /// Its build.
+    pub build: Option<String>,
+    /// Its VMware FAT UUID.
+    pub boot_uuid: Option<VmfatUuid>,
+    /// The title mboot shows.
+    pub title: Option<String>,
+    /// The kernel command line.
+    pub kernel_cmdline: Option<String>,
+    /// Every module loaded, kernel first (up to the failure).
+    pub modules: Vec<ModuleLoad>,
+    /// What mboot does after a fatal error.
+    pub after_failure: Option<AfterFailure>,
+    /// The whole log, in order.
+    pub log: Vec<LogLine>,
+}
+
+/// Bank details the I/O side keeps for writing.
+struct BankIo {
+    number: u32,
+    reader: FatReader,
+    boot_cfg: FatFile,
+}
+
+/// Probes every partition and returns the facts plus what is needed to write.
+fn probe<D: BlockDevice>(dev: &mut D, volumes: &[Volume], max: u32) -> (Vec<PartitionFacts>, Vec<PartitionScan>, Vec<BankIo>) {
+    let mut facts = Vec::new();
+    let mut scans = Vec::new();
+    let mut banks = Vec::new();
+    for number in 1..=max {
+        let Some(v) = volumes.iter().find(|v| v.number == number) else {
+            facts.push(PartitionFacts { number, probe: Probe::NotFound });
+            continue;
+        };
+        let (probe, result) = probe_volume(dev, v, &mut banks);
+        if v.kind != PartKind::Empty {
+            scans.push(PartitionScan { number, kind: v.kind, result });
+        }
+        facts.push(PartitionFacts { number, probe });
+    }
+    (facts, scans, banks)
+}
+
+fn probe_volume<D: BlockDevice>(dev: &mut D, v: &Volume, banks: &mut Vec<BankIo>) -> (Probe, String) {
+    match v.kind {
+        PartKind::Empty => return (Probe::Empty, "empty".into()),
+        PartKind::Other => return (Probe::WrongType, "skipped: not a FAT or EFI partition".into()),
+        PartKind::Fat | PartKind::Efi => {}
+    }
+    let uuid = match vmfat::read_uuid(dev, v.first_lba) {
+        Ok(Some(uuid)) => uuid,
+        Ok(None) => return (Probe::NoUuid, "skipped: no bank UUID (\"VMWARE FAT16    \" not in sector 1)".into()),
+        Err(e) => return (Probe::NoUuid, format!("skipped: sector 1 unreadable: {e}")),
+    };
+    let no_config = |reason: String| (Probe::NoConfig { reason: reason.clone() }, format!("skipped: no valid configuration file: {reason}"));
+    let reader = match FatReader::open(dev, v.first_lba, v.sectors) {
+        Ok(r) => r,
+        Err(e) => return no_config(e.to_string()),
+    };
+    // esx-boot looks boot.cfg up by its 8.3 short name in the root directory.
+    let file = match reader.find_short(dev, &esx_short_name(b"/boot.cfg")) {
+        Ok(Some(f)) => f,
+        Ok(None) => return no_config("/boot.cfg not found".into()),
+        Err(e) => return no_config(e.to_string()),
+    };
+    let text = match reader.read(dev, &file, MAX_BOOT_CFG) {
+        Ok(t) => t,
+        Err(e) => return no_config(e.to_string()),
+    };
+    // A 0-byte boot.cfg: on UEFI (the build visorsim models) the read
+    // succeeds and the bank scans as all defaults, never bootable.
+    let probe = Probe::from_boot_cfg(uuid, &text);
+    let result = match &probe {
+        Probe::Bank { .. } => "bank".to_owned(),
+        Probe::NoConfig { reason } => format!("skipped: no valid configuration file: {reason}"),
+        _ => unreachable!("from_boot_cfg gives Bank or NoConfig"),
+    };
+    if matches!(probe, Probe::Bank { .. }) {
+        banks.push(BankIo { number: v.number, reader, boot_cfg: file });
+    }
+    (probe, result)
+}
+
+/// `file_overwrite`: reads boot.cfg's first sector (the first of its first
+/// cluster), puts the digit at `offset`, writes that one sector back.
+fn write_digit<D: BlockDevice>(dev: &mut D, bank: &BankIo, write: &StateWrite) -> Result<(), EsxStatus> {
+    let Some(lba) = bank.reader.first_sector(&bank.boot_cfg) else {
+        return Err(status::NOT_FOUND);
+    };
+    let mut sector = vec![0u8; dev.sector_size().len()];
+    let fail = |e: visorsim_disk::DiskError| match e.kind() {
+        DiskErrorKind::ReadOnly => status::WRITE_PROTECTED,
+        _ => status::DEVICE_ERROR,
+    };
+    dev.read_sectors(lba, &mut sector).map_err(fail)?;
+    sector[write.offset] = b'0' + write.state;
+    dev.write_sectors(lba, &sector).map_err(fail)?;
+    dev.flush().map_err(fail)
+}
+
+fn safeboot_pass<D: BlockDevice>(dev: &mut D, options: SafebootOptions, log: &mut Vec<LogLine>) -> (Pass, Vec<BankIo>, &'static str, Option<String>) {
+    let table = scan_volumes(dev);
+    let (facts, partitions, banks) = probe(dev, &table.volumes, table.max_number);
+    let decision = safeboot::decide(&facts, options, &mut |w| {
+        let bank = banks.iter().find(|b| b.number == w.number).expect("writes name scanned banks");
+        write_digit(dev, bank, w)
+    });
+    log.extend(decision.log.iter().cloned());
+    (Pass { partitions, decision }, banks, table.scheme, table.error)
+}
+
+/// Boots `dev`. Never panics on any disk content.
+pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Option<&mut ModuleCache>) -> BootReport {
+    let mut log = Vec::new();
+    let first = match options.shift_r {
+        ShiftR::AtSafeboot(answer) => SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error },
+        _ => SafebootOptions { rollback: None, fake_write_error: options.fake_write_error },
+    };
+    let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, &mut log);
+    let mut report = BootReport {
+        outcome: Outcome::NoHypervisor,
+        partition_scheme: scheme,
+        partition_error,
+        passes: vec![pass],
+        selected: None,
+        build: None,
+        boot_uuid: None,
+        title: None,
+        kernel_cmdline: None,
+        modules: Vec::new(),
+        after_failure: None,
+        log: Vec::new(),
+    };
+    let mut second_pass_done = false;
+    loop {
+        let decision = &report.passes.last().expect("one pass").decision;
+        let (bank_no, title, rollback) = match &decision.verdict {
+            Verdict::NoHypervisor => {
+                report.outcome = Outcome::NoHypervisor;
+                break;
+            }
+            Verdict::UnknownVersion { bank } => {
+                report.selected = Some(*bank);
+                report.outcome = Outcome::ChainloadFailed;
+                break;
+            }
+            Verdict::Chainload { bank, title, rollback, .. } => (*bank, title.clone(), *rollback),
+        };
+        let state = decision.banks.iter().find(|b| b.number == bank_no).expect("selected bank scanned");
+        report.selected = Some(bank_no);
+        report.build = state.build.clone();
+        report.boot_uuid = Some(state.uuid);
+        let bank = banks.iter().find(|b| b.number == bank_no).expect("selected bank has I/O");
+        // mboot reads boot.cfg again (with its own table) from the bank.
+        let config = match read_mboot_config(dev, bank) {
+            Ok(c) => c,
+            Err(fatal) => {
+                fail(&mut report, &mut log, fatal, None, None);
+                break;
+            }
+        };
+        report.title = Some(config.title.clone().unwrap_or(title));
+        report.after_failure = Some(mboot::after_failure(&config));
+        if let ShiftR::InMboot(answer) = options.shift_r {
+            if !second_pass_done {
+                second_pass_done = true;
+                if config.timeout > 0 {
+                    // Shift+R during "Automatic boot in N seconds": mboot
+                    // returns to safeboot, which scans again with the
+                    // rollback request, after pass 1's writes are on disk.
+                    log.push(LogLine { level: Level::Info, text: "Shift+R pressed: returning to safeboot for a rollback.".into() });
+                    let opts = SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error };
+                    let (pass, new_banks, _, _) = safeboot_pass(dev, opts, &mut log);
+                    report.passes.push(pass);
+                    banks = new_banks;
+                    continue;
+                }
+                log.push(LogLine {
+                    level: Level::Info,
+                    text: format!("timeout={}: no countdown is shown, so Shift+R is never seen.", config.timeout),
+                });
+            }
+        }
+        let specs = match mboot::module_specs(&config) {
+            Ok(s) => s,
+            Err(fatal) => {
+                fail(&mut report, &mut log, fatal, None, Some(&config));
+                break;
+            }
+        };
+        report.kernel_cmdline = Some(mboot::kernel_cmdline(&specs[0].options, &state.uuid.to_hex(), rollback));
+        let bank = banks.iter().find(|b| b.number == bank_no).expect("selected bank has I/O");
+        let mut warnings = Vec::new();
+        let loaded = load_all(dev, bank, &specs, &options.load, cache.as_deref_mut(), &mut report.modules, &mut warnings);
+        log.extend(warnings.into_iter().map(|text| LogLine { level: Level::Warning, text }));
+        match loaded {
+            Ok(()) => report.outcome = Outcome::Booted,
+            Err((fatal, module)) => fail(&mut report, &mut log, fatal, module, Some(&config)),
+        }
+        break;
+    }
+    report.log = log;
+    report
+}
+
+fn read_mboot_config<D: BlockDevice>(dev: &mut D, bank: &BankIo) -> Result<MbootConfig, mboot::Fatal> {
+    let text = bank
+        .reader
+        .read(dev, &bank.boot_cfg, MAX_BOOT_CFG)
+        .map_err(|e| mboot::Fatal { status: status::DEVICE_ERROR, lines: vec![format!("Could not read /boot.cfg: {e}")] })?;
+    MbootConfig::parse(&text).map_err(|e| mboot::Fatal { status: status::SYNTAX, lines: vec![e.to_string()] })
+}
+
+fn fail(report: &mut BootReport, log: &mut Vec<LogLine>, fatal: mboot::Fatal, module: Option<String>, config: Option<&MbootConfig>) {
+    for line in fatal.lines {
+        log.push(LogLine { level: Level::Error, text: line });
+    }
+    log.push(LogLine { level: Level::Error, text: format!("Fatal error: {}", fatal.status) });
+    if let Some(config) = config {
+        report.after_failure = Some(mboot::after_failure(config));
+    }
+    report.outcome = Outcome::LoadFailed { status: fatal.status, module };
+}
+
+/// Reads and loads every module, kernel first; the first failure in list
+/// order is the boot's failure, as in sequential mboot.
+fn load_all<D: BlockDevice>(
+    dev: &mut D,
+    bank: &BankIo,
+    specs: &[ModuleSpec],
+    options: &LoadOptions,
+    mut cache: Option<&mut ModuleCache>,
+    out: &mut Vec<ModuleLoad>,
+    warnings: &mut Vec<String>,
+) -> Result<(), (mboot::Fatal, Option<String>)> {
+    // Locate every file first: a missing one stops the boot at its turn.
+    let mut located = Vec::new();
+    for spec in specs {
+        let found = bank.reader.find_short(dev, &esx_short_name(spec.path.as_bytes()));
+        match found {
+            Ok(Some(file)) => located.push((spec, Some(file))),
+            Ok(None) | Err(_) => {
+                located.push((spec, None));
+                break;
+            }
+        }
+    }
+    // Cache lookups by content; the rest is read and loaded in parallel.
+    let mut results: Vec<Option<Result<Arc<LoadedModule>, LoadError>>> = vec![None; located.len()];
+    let mut tokens = vec![None; located.len()];
+    let mut read_failures: Vec<Option<String>> = vec![None; located.len()];
+    let mut to_load = Vec::new();
+    for (i, (spec, file)) in located.iter().enumerate() {
+        let Some(file) = file else { continue };
+        let token = bank.reader.runs(dev, file).ok().and_then(|runs| content_key(dev, file, &runs));
+        if let (Some(key), Some(cache)) = (&token, cache.as_deref_mut()) {
+            if let Some(hit) = cache.get(key) {
+                results[i] = Some(hit);
+                continue;
+            }
+        }
+        tokens[i] = token;
+        match bank.reader.read(dev, file, options.memory_budget) {
+            Ok(bytes) => to_load.push((i, spec.path.clone(), bytes)),
+            Err(e) => read_failures[i] = Some(e.to_string()),
+        }
+    }
+    let started = Instant::now();
+    let inputs: Vec<(&str, &[u8])> = to_load.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
+    let loaded = load_modules(&inputs, options);
+    let micros_each = started.elapsed().as_micros() as u64 / inputs.len().max(1) as u64;
+    for ((i, _, _), result) in to_load.iter().zip(loaded) {
+        let result = result.map(Arc::new);
+        if let (Some(key), Some(cache)) = (tokens[*i].take(), cache.as_deref_mut()) {
+            cache.insert(key, result.clone());
+        }
+        results[*i] = Some(result);
+    }
+    for (i, (spec, file)) in located.iter().enumerate() {
+        let cached = !to_load.iter().any(|(j, _, _)| *j == i);
+        let module = match (results[i].take(), read_failures[i].take()) {
+            (_, Some(why)) => {
+                let lines = vec![format!("Could not load {}: {why}", spec.path)];
+                return Err((mboot::Fatal { status: status::LOAD_ERROR, lines }, Some(spec.name.clone())));
+            }
+            (None, None) => {
+                let lines = vec![format!("Could not load {}", spec.path)];
+                return Err((mboot::Fatal { status: status::NOT_FOUND, lines }, Some(spec.name.clone())));
+            }
+            (Some(Err(e)), None) => {
+                return Err((mboot::Fatal { status: e.status(), lines: vec![e.to_string()] }, Some(spec.name.clone())));
+            }
+            (Some(Ok(m)), None) => m,
+        };
+        if i == 0 {
+            mboot::check_kernel(module.data.as_slice()).map_err(|f| (f, Some(spec.name.clone())))?;
+        }
+        warnings.extend(module.warnings.iter().cloned());
+        out.push(ModuleLoad {
+            name: spec.name.clone(),
+            path: spec.path.clone(),
+            compressed_size: file.as_ref().map_or(0, |f| u64::from(f.size)),
+            size: module.size,
+            crc32: module.crc32,
+            md5_compressed: md5_hex(&module.md5_compressed),
+            md5: md5_hex(&module.md5),
+            micros: if cached { 0 } else { micros_each },
+            cached,
+        });
+    }
+    Ok(())
+}
+
+/// A module's content identity: its size and the device's token for each
+/// cluster run (only devices with tokens, such as memory disks, have one).
+fn content_key<D: BlockDevice>(dev: &D, file: &FatFile, runs: &[visorsim_media::fatread::SectorRun]) -> Option<ModuleKey> {
+    let tokens = runs.iter().map(|r| dev.content_token(r.lba, r.sectors)).collect::<Option<Vec<_>>>()?;
+    Some(ModuleKey { size: file.size, tokens })
+}
+
+/// Key of a cached module result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleKey {
+    size: u32,
+    tokens: Vec<ContentToken>,
+}
+
+/// Verified module results keyed by content, least recently used dropped
+/// first. A hit costs a FAT chain walk and a comparison of chunk pointers:
+/// no module byte is read, inflated or hashed again.
+#[derive(Debug)]
+pub struct ModuleCache {
+    capacity: usize,
+    entries: VecDeque<(ModuleKey, Result<Arc<LoadedModule>, LoadError>)>,
+    hits: u64,
+    misses: u64,
+}
+
+impl ModuleCache {
+    /// A cache of at most `capacity` module results.
+    pub fn new(capacity: usize) -> ModuleCache {
+        ModuleCache { capacity, entries: VecDeque::new(), hits: 0, misses: 0 }
+    }
+
+    fn get(&mut self, key: &ModuleKey) -> Option<Result<Arc<LoadedModule>, LoadError>> {
+        match self.entries.iter().position(|(k, _)| k == key) {
+            Some(i) => {
+                self.hits += 1;
+                let entry = self.entries.remove(i).expect("index found");
+                let value = entry.1.clone();
+                self.entries.push_front(entry);
+                Some(value)
+            }
+            None => {
+                self.misses += 1;
+                None
+            }
+        }
+    }
+
+    fn insert(&mut self, key: ModuleKey, value: Result<Arc<LoadedModule>, LoadError>) {
+        self.entries.push_front((key, value));
+        self.entries.truncate(self.capacity);
+    }
+
+    /// (hits, misses) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+}

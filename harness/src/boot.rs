@@ -1,0 +1,148 @@
+//! `visorsim boot`: boot a disk image as ESXi's bootloader would, writing
+//! bootstate digits into the image in place (unless `--dry-run`).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use visorsim_boot::boot::{boot, BootOptions, BootReport, ShiftR};
+use visorsim_boot::safeboot::{state_name, Answer, Level, Verdict};
+use visorsim_disk::{BlockDevice, FileDisk, Overlay, SectorSize};
+
+use crate::failure::{Context, Failure};
+
+/// Arguments of `visorsim boot`.
+#[derive(Args, Debug)]
+pub struct BootArgs {
+    /// Raw disk image (changed in place like a real boot, unless --dry-run).
+    image: PathBuf,
+    /// Hold Shift+R as safeboot starts (`safeboot -r`): one scan, then roll back.
+    #[arg(long, conflicts_with = "shift_r_in_mboot")]
+    shift_r: bool,
+    /// Press Shift+R during mboot's countdown: a second scan after the first one's writes.
+    #[arg(long)]
+    shift_r_in_mboot: bool,
+    /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
+    #[arg(long, value_parser = ["yes", "no"], default_value = "yes")]
+    answer: String,
+    /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
+    #[arg(long)]
+    fake_write_error: bool,
+    /// Boot without changing the image (writes are kept in memory).
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the boot report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Show debug-level loader lines too.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Logical sector size of the image.
+    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
+    sector_size: String,
+}
+
+/// Runs `visorsim boot`. Exit codes: 0 booted, 4 no hypervisor, 5 a module
+/// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX version).
+pub fn run(args: BootArgs) -> Result<ExitCode, Failure> {
+    let sector_size = if args.sector_size == "4096" { SectorSize::S4096 } else { SectorSize::S512 };
+    let answer = if args.answer == "no" { Answer::No } else { Answer::Yes };
+    let options = BootOptions {
+        shift_r: if args.shift_r {
+            ShiftR::AtSafeboot(answer)
+        } else if args.shift_r_in_mboot {
+            ShiftR::InMboot(answer)
+        } else {
+            ShiftR::None
+        },
+        fake_write_error: args.fake_write_error,
+        ..Default::default()
+    };
+    let report = if args.dry_run {
+        let disk = FileDisk::open_read_only(&args.image, sector_size).context(|| format!("Opening {}", args.image.display()))?;
+        boot(&mut Overlay::new(disk), &options, None)
+    } else {
+        let mut disk = FileDisk::open(&args.image, sector_size).context(|| format!("Opening {} for writing", args.image.display()))?;
+        let report = boot(&mut disk, &options, None);
+        disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
+        report
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+    } else {
+        print!("{}", render(&report, args.verbose));
+    }
+    Ok(ExitCode::from(report.outcome.exit_code()))
+}
+
+fn render(r: &BootReport, verbose: bool) -> String {
+    let mut s = String::new();
+    for (i, pass) in r.passes.iter().enumerate() {
+        let _ = writeln!(s, "safeboot pass {} ({} partition table)", i + 1, r.partition_scheme);
+        for p in &pass.partitions {
+            let _ = writeln!(s, "  partition {:<2} {:?}: {}", p.number, p.kind, p.result);
+        }
+        let _ = writeln!(s, "  {:<5} {:<34} {:<22} {:>10}  {:<22} bootable", "bank", "UUID", "build", "updated", "bootstate");
+        for b in &pass.decision.banks {
+            let change = if b.state_before == b.state_after {
+                state_name(b.state_before).to_owned()
+            } else {
+                format!("{} -> {}", state_name(b.state_before), state_name(b.state_after))
+            };
+            let _ = writeln!(
+                s,
+                "  {:<5} {:<34} {:<22} {:>10}  {:<22} {}",
+                b.number,
+                b.uuid.to_hex(),
+                b.build.as_deref().unwrap_or("(none)"),
+                b.updated,
+                change,
+                if b.bootable { "yes" } else { "no" }
+            );
+        }
+        for w in &pass.decision.writes {
+            let _ = writeln!(s, "  wrote bootstate={} into BANK{} boot.cfg (byte {}, {:?})", w.state, w.number, w.offset, w.reason);
+        }
+        if let Verdict::Chainload { bank, rollback, .. } = &pass.decision.verdict {
+            let _ = writeln!(s, "  -> chainload BANK{bank}{}", if *rollback { " (rollback)" } else { "" });
+        }
+    }
+    let _ = writeln!(s, "log:");
+    for line in r.log.iter().filter(|l| verbose || l.level != Level::Debug) {
+        let _ = writeln!(s, "  [{:?}] {}", line.level, line.text);
+    }
+    if let Some(cmdline) = &r.kernel_cmdline {
+        let _ = writeln!(s, "kernel command line: {cmdline}");
+    }
+    if !r.modules.is_empty() {
+        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32} {:>9}", "module", "compressed", "size", "CRC32", "MD5", "ms");
+        for m in &r.modules {
+            let crc = m.crc32.map_or("-".to_owned(), |c| format!("{c:#010x}"));
+            let ms = if m.cached { "cached".to_owned() } else { format!("{:.1}", m.micros as f64 / 1000.0) };
+            let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32} {:>9}", m.name, m.compressed_size, m.size, crc, m.md5, ms);
+        }
+    }
+    let _ = writeln!(
+        s,
+        "outcome: {}",
+        match &r.outcome {
+            visorsim_boot::boot::Outcome::Booted => format!(
+                "booted BANK{} build {}",
+                r.selected.unwrap_or(0),
+                r.build.as_deref().unwrap_or("?")
+            ),
+            visorsim_boot::boot::Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
+            visorsim_boot::boot::Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
+            visorsim_boot::boot::Outcome::LoadFailed { status, module } => format!(
+                "Fatal error: {status}{} ({})",
+                module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default(),
+                match r.after_failure {
+                    Some(visorsim_boot::mboot::AfterFailure::ReturnsAfter(n)) => format!("back to safeboot after {n} s; it waits for a key"),
+                    _ => "mboot hangs".to_owned(),
+                }
+            ),
+        }
+    );
+    s
+}

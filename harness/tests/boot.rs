@@ -1,0 +1,191 @@
+//! End-to-end boots of images built by `visorsim build`, one per outcome,
+//! following ESXI-BOOT.md: the image is changed in place like a real boot.
+
+mod util;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use util::*;
+use visorsim_disk::{FileDisk, SectorSize};
+use visorsim_host::image::install::write_files;
+use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
+use visorsim_media::layout::Layout;
+
+/// A private copy of the esxi6 fixture.
+fn copy_fixture(dir: &Path) -> PathBuf {
+    let path = dir.join("disk.img");
+    let src = &esxi6().image;
+    extract(src, 0, fs::metadata(src).unwrap().len(), &path);
+    path
+}
+
+/// Writes a new build into bank 6, as an upgrade would: its boot.cfg gets
+/// `updated=2` and `bootstate=<state>`; `damage` may break a file first.
+fn stage_bank6(image: &Path, state: u8, damage: impl FnOnce(&mut Vec<ImageFile>)) -> String {
+    let spec = ImageSpec { version: "6.7.0".into(), build_number: 9999999, seed: 8, payload: PayloadSize::Compressed(1_000_000), hostname: "esxi-01".into() };
+    let image_files = SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap();
+    let mut cfg = image_files.boot_cfg.clone();
+    cfg.bootstate = i32::from(state);
+    cfg.updated = 2;
+    let mut files = image_files.files.clone();
+    damage(&mut files);
+    files.push(ImageFile { name: "boot.cfg".into(), data: cfg.render().into_bytes() });
+    let plan = Layout::Esxi6.plan(None).unwrap();
+    let mut disk = FileDisk::open(image, SectorSize::S512).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &files).unwrap();
+    cfg.build
+}
+
+fn boot_json(image: &Path, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["boot", "--json", image.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = visorsim(&args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    (out.status.code().unwrap(), report)
+}
+
+fn bootstate_on_disk(image: &Path, bank: u64) -> i64 {
+    let (_, report) = inspect_json(image);
+    let p = report["partitions"].as_array().unwrap().iter().find(|p| p["number"] == bank).unwrap().clone();
+    p["fat"]["boot_cfg"]["bootstate"].as_i64().unwrap()
+}
+
+fn logged(report: &Value, text: &str) -> bool {
+    report["log"].as_array().unwrap().iter().any(|l| l["text"].as_str().unwrap().contains(text))
+}
+
+#[test]
+fn fresh_install_boots_bank5_and_loads_every_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["outcome"].as_str().unwrap()), (0, "booted"), "{r}");
+    assert_eq!(r["selected"], 5);
+    let uuid = esxi6().manifest["bank_uuids"][0][1].as_str().unwrap();
+    assert_eq!(r["kernel_cmdline"], format!("no-auto-partition bootUUID={uuid}"));
+    let modules = r["modules"].as_array().unwrap();
+    assert_eq!(modules.len(), esxi6().manifest["modules"].as_array().unwrap().len());
+    assert!(modules.iter().all(|m| m["md5"].as_str().unwrap().len() == 32));
+    assert_eq!(bootstate_on_disk(&image, 5), 0);
+}
+
+#[test]
+fn upgrade_trial_boot_then_unconfirmed_trial_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let build = stage_bank6(&image, 1, |_| {});
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(6)));
+    assert_eq!(r["build"], build);
+    assert_eq!(r["title"], "Loading VMware ESXi", "boot.cfg's title wins over safeboot's");
+    assert_eq!(bootstate_on_disk(&image, 6), 2, "UPGRADING -> DIRTY written in place");
+    // Nobody confirmed the trial (the host would reset it to 0): the next
+    // boot invalidates it and falls back, without the rollback flag.
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(5)));
+    assert!(!r["kernel_cmdline"].as_str().unwrap().ends_with("rollback"));
+    assert_eq!(bootstate_on_disk(&image, 6), 3);
+}
+
+#[test]
+fn broken_module_fails_this_boot_and_the_next_boot_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 1, |files| {
+        let s = files.iter_mut().find(|f| f.name == "s.v00").unwrap();
+        let n = s.data.len();
+        s.data[n / 2] ^= 0xFF; // corrupt deflate data or CRC
+    });
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!(code, 5, "{r}");
+    assert_eq!(r["outcome"], "load_failed");
+    assert_eq!(r["module"], "s.v00");
+    assert!(logged(&r, "Fatal error: "), "{r}");
+    assert_eq!(bootstate_on_disk(&image, 6), 2, "the bank was already DIRTY before the load failed");
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(5)));
+    assert_eq!(bootstate_on_disk(&image, 6), 3);
+}
+
+#[test]
+fn shift_r_with_two_valid_banks_makes_the_old_build_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 0, |_| {});
+    let (code, r) = boot_json(&image, &["--shift-r"]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(5)));
+    assert!(r["kernel_cmdline"].as_str().unwrap().ends_with(" rollback"));
+    assert_eq!(bootstate_on_disk(&image, 6), 3, "permanently");
+    let (_, r) = boot_json(&image, &[]);
+    assert_eq!(r["selected"], 5);
+}
+
+#[test]
+fn shift_r_with_one_bank_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let (code, r) = boot_json(&image, &["--shift-r"]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(5)));
+    assert!(logged(&r, "No alternate hypervisor to roll back to."));
+}
+
+#[test]
+fn shift_r_in_mboot_after_an_upgrade_is_refused_by_the_second_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 1, |_| {});
+    let (code, r) = boot_json(&image, &["--shift-r-in-mboot"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["passes"].as_array().unwrap().len(), 2);
+    assert!(logged(&r, "No alternate hypervisor to roll back to."));
+    assert_eq!(r["selected"], 5);
+    assert_eq!(bootstate_on_disk(&image, 6), 3, "DIRTY after pass 1, INVALID after pass 2");
+}
+
+#[test]
+fn corrupt_primary_gpt_boots_nothing_even_with_the_backup_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    use std::os::unix::fs::FileExt;
+    fs::OpenOptions::new().write(true).open(&image).unwrap().write_all_at(&[0xFF; 4], 512 + 16).unwrap();
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["outcome"].as_str().unwrap()), (4, "no_hypervisor"));
+    assert!(logged(&r, "No hypervisor found."));
+    assert!(r["partition_error"].as_str().unwrap().contains("HeaderCRC32"));
+}
+
+#[test]
+fn dry_run_leaves_the_image_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 1, |_| {});
+    let before = sparse_hash(&image);
+    let (code, r) = boot_json(&image, &["--dry-run"]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(6)));
+    assert_eq!(sparse_hash(&image), before);
+}
+
+#[test]
+fn fake_write_error_keeps_the_trial_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 1, |_| {});
+    for _ in 0..2 {
+        let (_, r) = boot_json(&image, &["--fake-write-error"]);
+        assert_eq!(r["selected"], 6);
+        assert!(logged(&r, "BANK6: failed to overwrite /boot.cfg: 1 (ignored)"));
+        assert_eq!(bootstate_on_disk(&image, 6), 1);
+    }
+}
+
+#[test]
+fn module_listed_but_missing_is_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 0, |files| files.retain(|f| f.name != "state.tgz"));
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["module"].as_str()), (5, Some("state.tgz")));
+    assert!(logged(&r, "Fatal error: 15 (Not found)"), "{r}");
+}
