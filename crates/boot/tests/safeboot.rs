@@ -431,7 +431,9 @@ proptest! {
             prop_assert_eq!(b.updated, best, "highest updated among bootable banks");
         }
         for b in &d.banks {
-            if b.state_before == 1 && b.ok && !b.quickboot {
+            let rolled_back = d.writes.iter().any(|w| w.number == b.number && w.reason == WriteReason::Rollback)
+                || (matches!(d.verdict, Verdict::Chainload { rollback: true, .. }) && b.state_after == 3 && !b.bootable && b.state_before == 1);
+            if b.state_before == 1 && b.ok && !b.quickboot && !rolled_back {
                 prop_assert_eq!(b.state_after, 2, "UPGRADING becomes DIRTY");
             }
             if b.state_before == 2 {
