@@ -189,3 +189,113 @@ fn module_listed_but_missing_is_not_found() {
     assert_eq!((code, r["module"].as_str()), (5, Some("state.tgz")));
     assert!(logged(&r, "Fatal error: 15 (Not found)"), "{r}");
 }
+
+/// Stages bank 6 as a VALID newer build whose module `name` is replaced by
+/// `bytes`, boots, and returns the report.
+fn boot_with_module(name: &str, bytes: Vec<u8>) -> (i32, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 0, |files| files.iter_mut().find(|f| f.name == name).unwrap().data = bytes);
+    boot_json(&image, &[])
+}
+
+fn original(name: &str) -> Vec<u8> {
+    let spec = ImageSpec { version: "6.7.0".into(), build_number: 9999999, seed: 8, payload: PayloadSize::Compressed(1_000_000), hostname: "esxi-01".into() };
+    SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap().files.into_iter().find(|f| f.name == name).unwrap().data
+}
+
+fn set_isize(data: &mut [u8], isize: u32) {
+    let n = data.len();
+    data[n - 4..].copy_from_slice(&isize.to_le_bytes());
+}
+
+#[test]
+fn bad_modules_fail_as_the_real_loader_does() {
+    let good = original("k.b00");
+    let truth = u32::from_le_bytes(good[good.len() - 4..].try_into().unwrap());
+    let mut cases: Vec<(&str, Vec<u8>, i32, Option<u64>)> = Vec::new();
+    let mut bad_header = good.clone();
+    bad_header[3] = 0xE0;
+    cases.push(("reserved FLG bits", bad_header, 5, Some(37)));
+    cases.push(("truncated", [&good[..good.len() / 2], &good[good.len() - 8..]].concat(), 5, None));
+    let mut small = good.clone();
+    set_isize(&mut small, truth - 1);
+    cases.push(("ISIZE too small", small, 5, Some(6)));
+    let mut large = good.clone();
+    set_isize(&mut large, truth + 1000);
+    cases.push(("ISIZE too large is accepted", large, 0, None));
+    let mut crc = good.clone();
+    let n = crc.len();
+    crc[n - 8] ^= 0x55;
+    cases.push(("wrong CRC", crc, 5, Some(28)));
+    let mut huge = good[..1024.min(good.len() - 8)].to_vec();
+    huge.extend_from_slice(&good[good.len() - 8..]);
+    set_isize(&mut huge, u32::MAX);
+    cases.push(("ISIZE claiming 4 GiB from 1 KiB", huge, 5, None));
+    cases.push(("uncompressed module is accepted", b"plain bytes, not gzip".to_vec(), 0, None));
+    for (what, bytes, want_code, want_status) in cases {
+        let (code, r) = boot_with_module("k.b00", bytes);
+        assert_eq!(code, want_code, "{what}: {r}");
+        if let Some(status) = want_status {
+            assert_eq!(r["status"]["code"], status, "{what}: {r}");
+            assert_eq!(r["module"], "k.b00", "{what}");
+        }
+        if want_code == 0 {
+            assert_eq!(r["selected"], 6, "{what}");
+        }
+    }
+}
+
+#[test]
+fn uncompressed_module_is_loaded_with_warnings() {
+    let (code, r) = boot_with_module("k.b00", b"plain bytes".to_vec());
+    assert_eq!(code, 0);
+    assert!(logged(&r, "Warning: uncompressed module k.b00"), "{r}");
+    assert!(logged(&r, "MD5: "), "{r}");
+}
+
+#[test]
+fn non_kernel_module_zero_is_rejected() {
+    let not_elf = visorsim_host::image::payload::gzip_bytes(Some("b"), b"this is not a kernel", 0);
+    let (code, r) = boot_with_module("b.b00", not_elf);
+    assert_eq!(code, 5);
+    assert!(logged(&r, "kernel is either invalid or corrupted."), "{r}");
+}
+
+#[test]
+fn garbage_and_huge_boot_cfg() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let plan = Layout::Esxi6.plan(None).unwrap();
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: garbage }]).unwrap();
+    drop(disk);
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(5)), "a garbage boot.cfg drops that bank only: {r}");
+    // A 10 MB boot.cfg: read and parsed whole; the settings at its end count.
+    let mut big = format!("bootstate=0\nkernel=b.b00\nmodules=k.b00\n{}", "# padding line of a very long boot.cfg\n".repeat(260_000)).into_bytes();
+    big.extend_from_slice(b"build=7.0.0-1\nupdated=9\n");
+    assert!(big.len() > 10_000_000);
+    let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: big }]).unwrap();
+    drop(disk);
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!(r["selected"], 6, "{}", r["log"]);
+    assert_eq!(code, 5, "bank 6 has no modules besides boot.cfg: {}", r["log"]);
+    assert_eq!(r["module"], "b.b00");
+}
+
+#[test]
+fn build_that_does_not_start_with_a_digit_fails_to_chainload() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let plan = Layout::Esxi6.plan(None).unwrap();
+    let cfg = "bootstate=0\nkernel=b.b00\nbuild=ESXi-7.0\nupdated=9\n";
+    let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: cfg.into() }]).unwrap();
+    drop(disk);
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["outcome"].as_str()), (6, Some("chainload_failed")));
+    assert!(logged(&r, "ESX version is unknown.") && logged(&r, "Failed to chainload BANK6."));
+}
