@@ -18,6 +18,7 @@ use visorsim_boot::bootcfg::BootCfg;
 use visorsim_boot::gzip::{self, ModuleCheck};
 use visorsim_disk::BlockDevice;
 use visorsim_media::fat::IMAGE_TIME;
+use visorsim_media::fatread::{esx_short_name, short_name};
 use visorsim_media::gpt::{self, Copy as GptCopy, Table};
 use visorsim_media::layout::{Layout, BASIC_DATA, EFI_SYSTEM, VMFS_L, VMK_DIAGNOSTIC};
 use visorsim_media::vmfat;
@@ -92,6 +93,8 @@ pub struct FileEntry {
     pub name: String,
     /// Size in bytes.
     pub size: u64,
+    /// 8.3 short name, as the bootloader looks files up.
+    pub short_name: String,
 }
 
 /// One module of a bank.
@@ -247,7 +250,9 @@ fn read_fat<D: BlockDevice>(
     };
     for entry in fs.root_dir().iter() {
         match entry {
-            Ok(e) if e.is_file() => report.files.push(FileEntry { name: e.file_name(), size: e.len() }),
+            Ok(e) if e.is_file() => {
+                report.files.push(FileEntry { name: e.file_name(), size: e.len(), short_name: e.short_file_name() })
+            }
             Ok(_) => {}
             Err(e) => {
                 problems.push(format!("{where_}: root directory unreadable: {e}"));
@@ -288,6 +293,15 @@ fn read_fat<D: BlockDevice>(
             let lookup = name.trim_start_matches('/');
             match read(lookup, problems) {
                 Some(data) => {
+                    // esx-boot finds modules by their 8.3 short name only.
+                    let wanted = esx_short_name(lookup.as_bytes());
+                    let findable = report.files.iter().any(|f| short_name(&f.short_name) == Some(wanted));
+                    if !findable {
+                        problems.push(format!(
+                            "{where_}: module {name} has no 8.3 short name {:?}: the bootloader will not find it (\"Fatal error: 15 (Not found)\")",
+                            String::from_utf8_lossy(&wanted)
+                        ));
+                    }
                     let check = gzip::check_module(&data);
                     if let Err(e) = &check.outcome {
                         problems.push(format!("{where_}: module {name}: {e}"));
