@@ -15,7 +15,9 @@
 mod boot;
 mod build;
 mod convert;
+mod demo;
 mod failure;
+mod host;
 mod inspect;
 mod size;
 
@@ -33,6 +35,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Play a narrated life of an ESXi host on a realistic disk: backups, upgrades, rollbacks.
+    Demo(demo::DemoArgs),
+    /// Drive a host on your own image, one step per invocation (state in <image>.host.json).
+    Host(host::HostArgs),
     /// Build a freshly installed ESXi boot disk image.
     Build(build::BuildArgs),
     /// Boot a disk image as ESXi's bootloader would (changes it in place unless --dry-run).
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Host(args) => host::run(args),
         Command::Boot(args) => boot::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Export(args) => convert::export(args),

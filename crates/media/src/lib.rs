@@ -12,6 +12,7 @@
 //! 5 is the fifth entry of the entry array, wherever it lies on disk.
 
 pub mod fat;
+pub mod fatops;
 pub mod fatread;
 pub mod gpt;
 pub mod layout;
