@@ -11,6 +11,7 @@
 //! | 4 | `boot`: "No hypervisor found." |
 //! | 5 | `boot`: mboot stopped with a fatal error (a module or boot.cfg failed to load) |
 //! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
+//! | 7 | `run`: a scenario's expectation was not met |
 
 mod boot;
 mod build;
@@ -19,6 +20,7 @@ mod demo;
 mod failure;
 mod host;
 mod inspect;
+mod run;
 mod size;
 
 use std::process::ExitCode;
@@ -39,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Drive a host on your own image, one step per invocation (state in <image>.host.json).
     Host(host::HostArgs),
+    /// Run scenario files: steps, faults and expectations (see scenarios/README.md).
+    Run(run::RunArgs),
     /// Build a freshly installed ESXi boot disk image.
     Build(build::BuildArgs),
     /// Boot a disk image as ESXi's bootloader would (changes it in place unless --dry-run).
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
+        Command::Run(args) => run::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Host(args) => host::run(args),
         Command::Boot(args) => boot::run(args),

@@ -1,0 +1,15 @@
+//! Scenarios: a disk, a sequence of steps (host operations, faults) and
+//! expectations after any step, read from JSON files and run against the
+//! emulated host; plus crash-point exploration of one operation.
+//!
+//! ```text
+//!   model     the JSON schema (serde, unknown fields rejected)
+//!   run       the runner: builds the disk, plays the steps over the fault layer,
+//!             checks the expectations, records the timeline
+//! ```
+
+pub mod model;
+pub mod run;
+
+pub use model::{load_file, parse, Scenario, ScenarioError};
+pub use run::{run, Mismatch, RunResult, TimelineRow};

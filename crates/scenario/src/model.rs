@@ -1,0 +1,340 @@
+//! The scenario file format (documented for users in `scenarios/README.md`).
+//!
+//! ```json
+//! {
+//!   "description": "what it shows",
+//!   "references": ["FIELD-BUGS 2"],
+//!   "disk": { "layout": "esxi6", "seed": 1, "payload_mb": 1 },
+//!   "steps": [
+//!     { "boot": {} },
+//!     { "set_hostname": "esxi-07" },
+//!     { "advance": "59m" },
+//!     "power_cut",
+//!     { "expect": { "running": false } }
+//!   ]
+//! }
+//! ```
+//!
+//! Every object rejects unknown fields, so a typo is an error with its line
+//! and column, not a silently ignored step.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A whole scenario.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Field bugs, KB articles or document sections it reproduces.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// The disk to start from.
+    pub disk: DiskSpec,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// The disk: a fresh install built from a seed, or an imported raw image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSpec {
+    /// `esxi6` (default) or `esxi7`.
+    #[serde(default = "default_layout")]
+    pub layout: String,
+    /// Seed of the image and install.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Compressed size of s.v00 in MB (small by default: scenarios are tests).
+    #[serde(default = "default_payload")]
+    pub payload_mb: f64,
+    /// Disk size such as "16G" (default: the layout's smallest).
+    #[serde(default)]
+    pub size: Option<String>,
+    /// Build number of the installed image.
+    #[serde(default = "default_build")]
+    pub build: u32,
+    /// A raw disk image to start from instead of a fresh install
+    /// (relative to the scenario file).
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+fn default_layout() -> String {
+    "esxi6".into()
+}
+fn default_seed() -> u64 {
+    1
+}
+fn default_payload() -> f64 {
+    0.3
+}
+fn default_build() -> u32 {
+    1000
+}
+
+/// Which Shift+R.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftRWhen {
+    /// `safeboot -r`.
+    Safeboot,
+    /// During mboot's countdown (a second scan).
+    Mboot,
+}
+
+/// A boot.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootStep {
+    /// Shift+R.
+    #[serde(default)]
+    pub shift_r: Option<ShiftRWhen>,
+    /// Answer "no" to the rollback prompt.
+    #[serde(default)]
+    pub answer_no: bool,
+    /// safeboot's `-f`.
+    #[serde(default)]
+    pub fake_write_error: bool,
+    /// The boot device is claimed after /bootbank was set up.
+    #[serde(default)]
+    pub device_late: bool,
+    /// The host crashes before jumpstart confirms a trial boot.
+    #[serde(default)]
+    pub crash_before_confirm: bool,
+}
+
+/// An upgrade.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeStep {
+    /// Build number of the new image.
+    pub build: u32,
+    /// Seed of the new image (default: the build number).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Corrupt this module of the new image.
+    #[serde(default)]
+    pub broken: Option<String>,
+    /// Extra MB of payload (a `tools.t00`) to make the image too big.
+    #[serde(default)]
+    pub extra_mb: u64,
+}
+
+/// A fault to arm (see `visorsim_disk::FaultPlan`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// Power is cut after this many more writes (the operation under way fails).
+    #[serde(default)]
+    pub power_cut_after_writes: Option<u64>,
+    /// Of the write the cut interrupts, only this many sectors land.
+    #[serde(default)]
+    pub torn_sectors: Option<u64>,
+    /// Writes between flushes are cached and may be lost or reordered at a cut
+    /// (at most this many of them).
+    #[serde(default)]
+    pub volatile_cache_reorder: Option<usize>,
+    /// Reads of these LBAs fail (latent sector errors).
+    #[serde(default)]
+    pub bad_sectors: Vec<u64>,
+    /// Reads of the clusters of this file fail: `{ "bank": 6, "file": "s.v00" }`.
+    #[serde(default)]
+    pub bad_file: Option<FileRef>,
+    /// Silent bit flips on read inside this file.
+    #[serde(default)]
+    pub bit_rot: Option<FileRef>,
+    /// The medium refuses writes.
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    /// Writes to not-yet-written sectors fail after this many more sectors.
+    #[serde(default)]
+    pub full_after_sectors: Option<u64>,
+    /// Clear every fault armed so far.
+    #[serde(default)]
+    pub clear: bool,
+}
+
+/// A file of a bank.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    /// Partition number (5 or 6).
+    pub bank: u32,
+    /// File name.
+    pub file: String,
+}
+
+/// Corrupt bytes on the medium (persistent, unlike `bit_rot`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptStep {
+    /// A file of a bank, or...
+    #[serde(default)]
+    pub file: Option<FileRef>,
+    /// ...a sector.
+    #[serde(default)]
+    pub lba: Option<u64>,
+    /// Byte offset in the file (default: the middle) or in the sector (default 0).
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Replace the file's content with nothing but this many bytes (truncate).
+    #[serde(default)]
+    pub truncate_to: Option<u64>,
+    /// Delete the file.
+    #[serde(default)]
+    pub delete: bool,
+}
+
+/// What must hold after a step.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Whether the host is up.
+    #[serde(default)]
+    pub running: Option<bool>,
+    /// The bank the last boot chose.
+    #[serde(default)]
+    pub booted_bank: Option<u32>,
+    /// The build running.
+    #[serde(default)]
+    pub booted_build: Option<String>,
+    /// The last boot's outcome: booted, no_hypervisor, load_failed, chainload_failed.
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// bootstate on disk per bank: "valid", "upgrading", "dirty", "invalid" or "empty".
+    #[serde(default)]
+    pub bank_states: BTreeMap<String, String>,
+    /// Configuration values that must be present: "hostname" or an esx.conf key.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Configuration values that must NOT be present (the value differs or is missing).
+    #[serde(default)]
+    pub config_absent: BTreeMap<String, String>,
+    /// Substrings of the last boot's log.
+    #[serde(default)]
+    pub log_contains: Vec<String>,
+    /// Substrings of the host's timeline (alerts, script messages).
+    #[serde(default)]
+    pub timeline_contains: Vec<String>,
+    /// The last step's error contains this (an upgrade or backup that failed).
+    #[serde(default)]
+    pub error_contains: Option<String>,
+    /// The last step succeeded.
+    #[serde(default)]
+    pub step_ok: Option<bool>,
+}
+
+/// One step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Power on.
+    Boot(BootStep),
+    /// Set the host name.
+    SetHostname(String),
+    /// Set an esx.conf key: `{ "key": ..., "value": ... }`.
+    Configure {
+        /// Key.
+        key: String,
+        /// Value.
+        value: String,
+    },
+    /// Set a user's password.
+    Password {
+        /// User.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// Let time pass ("59m", "2h"): hourly auto-backups run.
+    Advance(String),
+    /// backup.sh 0 now.
+    Backup,
+    /// Install a new build into the alt bank.
+    Upgrade(UpgradeStep),
+    /// Orderly reboot.
+    Reboot(BootStep),
+    /// Orderly shutdown.
+    Shutdown,
+    /// Power loss now.
+    PowerCut,
+    /// The boot device disappears while running.
+    LoseDevice,
+    /// The boot device is plugged back in (for the next boot).
+    RestoreDevice,
+    /// Arm a fault.
+    Fault(FaultStep),
+    /// Corrupt the medium.
+    Corrupt(CorruptStep),
+    /// Check expectations.
+    Expect(Expect),
+}
+
+/// A scenario file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON does not match the schema.
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What serde expected.
+        message: String,
+    },
+}
+
+/// Parses scenario text; `path` names it in errors.
+pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
+    serde_json::from_str(text).map_err(|e| ScenarioError::Parse { path: path.to_owned(), line: e.line(), column: e.column(), message: e.to_string() })
+}
+
+/// Reads and parses a scenario file.
+pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+    parse(&text, &path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_scenario_parses() {
+        let s = parse(r#"{"disk": {}, "steps": [{"boot": {}}, "power_cut", {"advance": "1h"}, {"expect": {"running": false}}]}"#, "x").unwrap();
+        assert_eq!(s.steps.len(), 4);
+        assert_eq!(s.disk.layout, "esxi6");
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let err = parse("{\n  \"disk\": {},\n  \"steps\": [{\"boot\": {\"shfit_r\": \"mboot\"}}]\n}", "s.json").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("s.json:3:"), "{text}");
+        assert!(text.contains("unknown field `shfit_r`"), "{text}");
+        assert!(text.contains("expected one of"), "{text}");
+    }
+
+    #[test]
+    fn unknown_step_is_an_error() {
+        let err = parse(r#"{"disk": {}, "steps": ["reboot_now"]}"#, "s.json").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `reboot_now`"), "{err}");
+    }
+}

@@ -1,0 +1,42 @@
+//! `visorsim run FILE...`: play scenario files, print their timelines, exit
+//! non-zero when an expectation is unmet (showing expected vs actual) or a
+//! file is invalid (with its line and column).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::failure::Failure;
+
+/// Arguments of `visorsim run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Scenario files (JSON; see scenarios/README.md).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Print each result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the scenarios: exit 0 when all pass, 7 when an expectation is unmet.
+pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let mut failed = 0;
+    for path in &args.files {
+        let scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let result = visorsim_scenario::run(&scenario, base).map_err(|e| Failure::msg(format!("{}: {e}", path.display())))?;
+        if args.json {
+            println!("{}", serde_json::to_string(&result).expect("serialisable"));
+        } else {
+            println!("== {}{}", path.display(), if scenario.description.is_empty() { String::new() } else { format!(": {}", scenario.description) });
+            print!("{}", result.render());
+            println!("{}", if result.passed() { "PASS" } else { "FAIL" });
+        }
+        if !result.passed() {
+            failed += 1;
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(7) })
+}
