@@ -26,8 +26,9 @@
 //!   is evicted, `fat_free_clusters` zeroes its chain in FAT #1, and
 //!   `fat_mirror_bhs` copies each changed FAT #1 sector over the same sector
 //!   of every other FAT. This happens in batches of at most 8 sectors
-//!   (`MAX_BUF_PER_PAGE`). A batch is written out when the next entry would
-//!   make it 9.
+//!   (`MAX_BUF_PER_PAGE`). Once 8 sectors are collected, the next entry
+//!   writes the batch out, even when that entry lies in a collected sector,
+//!   which the next batch then writes again.
 //! - Without a target, `vfat_add_entry` first fills the first run of free
 //!   slots (0x00 or 0xE5) that can hold the new LFN slots and short entry.
 //!   That short entry has start cluster 0 and size 0. The sectors are
@@ -42,7 +43,7 @@
 //! writeback. Under `-o sync`, each step above is written before the next.
 //! This module issues that synchronous order: one write per sector per step,
 //! so a sector touched by two steps is written twice. The renames never
-//! flush; the caller's `sync` does. Offsets are in root-directory sectors:
+//! flush; the caller's `sync` does. The write sequences:
 //!
 //! ```text
 //!   rename_replace(src, dst), dst exists            (`mv -f state.tgz.$$ state.tgz`)
@@ -61,10 +62,14 @@
 //!   1  each sector of dir's cluster   "." and ".." then zeros, in order;  then a flush
 //! ```
 //!
-//! Between the two first steps of a replace, dst and src share one chain
-//! and the old chain is lost. `fsck.fat` reports that, and Linux leaves the
-//! same window. Between steps 1 and 2 of a rename to a new name, dst is an
-//! empty file and the volume is clean.
+//! Between steps 1 and 2 of a replace, dst and src share one chain and the
+//! old chain is lost. `fsck.fat` reports that, and Linux leaves the same
+//! window. Between steps 1 and 2 of a rename to a new name, dst is an empty
+//! file and the volume is clean.
+//!
+//! [`fix_new_dir`] repairs what `fatfs` already wrote (FAT entry, the
+//! directory's entry, then its cluster). The crash windows of that mkdir
+//! are `fatfs`'s, not Linux's, which writes the cluster before the entry.
 //!
 //! Where this module differs from Linux:
 //! - everything is validated before the first write: a missing source, a
@@ -439,7 +444,7 @@ fn rename_to_new<D: BlockDevice>(
     let taken: HashSet<[u8; 11]> = (0..img.slots)
         .map(|i| img.entry(i))
         .filter(|raw| !is_free(raw) && raw[OFF_ATTR] & ATTR_VOLUME_ID == 0)
-        .map(|raw| name11(raw))
+        .map(name11)
         .collect();
     let short = short_name_for(dst_name, &taken)?;
     let mut units: Vec<u16> = dst_name.encode_utf16().collect();
@@ -449,7 +454,7 @@ fn rename_to_new<D: BlockDevice>(
 
     // Build the slots: LFN slots from the name's last part down to its
     // first, then the placeholder short entry (cluster 0, size 0).
-    if units.len() % LFN_UNITS != 0 {
+    if !units.len().is_multiple_of(LFN_UNITS) {
         units.push(0);
         units.resize(units.len().div_ceil(LFN_UNITS) * LFN_UNITS, 0xFFFF);
     }
@@ -780,13 +785,17 @@ fn read_own_entry<D: BlockDevice>(
 ) -> Result<[u8; DIR_ENTRY], FatOpError> {
     let gone = || FatOpError::NotFound { name: file.short_name.clone() };
     let (lba, offset) = (file.dir_entry_lba, file.dir_entry_offset);
+    // The offset first: it bounds the sums below.
+    if !offset.is_multiple_of(DIR_ENTRY) || offset > l.ss - DIR_ENTRY {
+        return Err(gone());
+    }
     let inside = if root_only {
         (l.root_lba..l.data_lba).contains(&lba)
             && ((lba - l.root_lba) as usize * l.ss + offset) / DIR_ENTRY < l.root_entries
     } else {
         (l.first_lba..l.end_lba).contains(&lba)
     };
-    if !inside || offset % DIR_ENTRY != 0 || offset + DIR_ENTRY > l.ss {
+    if !inside {
         return Err(gone());
     }
     let mut sector = vec![0u8; l.ss];
