@@ -188,6 +188,21 @@ pub struct CorruptStep {
     /// Delete the file.
     #[serde(default)]
     pub delete: bool,
+    /// Overwrite a range of sectors with one byte value.
+    #[serde(default)]
+    pub fill: Option<FillRange>,
+}
+
+/// Sectors to overwrite.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FillRange {
+    /// First LBA.
+    pub lba: u64,
+    /// Number of sectors.
+    pub count: u64,
+    /// The byte written.
+    pub byte: u8,
 }
 
 /// What must hold after a step.

@@ -366,6 +366,11 @@ fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunError> {
 fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String), RunError> {
     let dev = w.dev.inner_mut();
     let ss = dev.sector_size().len();
+    if let Some(fill) = &c.fill {
+        let data = vec![fill.byte; ss * fill.count as usize];
+        dev.write_sectors(fill.lba, &data).map_err(|e| RunError(e.to_string()))?;
+        return Ok((format!("fill LBA {}+{}", fill.lba, fill.count), format!("0x{:02x}", fill.byte)));
+    }
     if let Some(lba) = c.lba {
         let mut sector = vec![0u8; ss];
         dev.read_sectors(lba, &mut sector).map_err(|e| RunError(e.to_string()))?;
