@@ -17,6 +17,7 @@ mod boot;
 mod build;
 mod convert;
 mod demo;
+mod explore;
 mod failure;
 mod host;
 mod inspect;
@@ -41,6 +42,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Drive a host on your own image, one step per invocation (state in <image>.host.json).
     Host(host::HostArgs),
+    /// Explore every crash point of an operation and check the invariants.
+    Explore(explore::ExploreArgs),
+    /// Merge the JSON-lines outputs of sharded `explore` runs.
+    Report(explore::ReportArgs),
     /// Run scenario files: steps, faults and expectations (see scenarios/README.md).
     Run(run::RunArgs),
     /// Build a freshly installed ESXi boot disk image.
@@ -60,6 +65,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Run(args) => run::run(args),
+        Command::Explore(args) => explore::explore(args),
+        Command::Report(args) => explore::report(args),
         Command::Demo(args) => demo::run(args),
         Command::Host(args) => host::run(args),
         Command::Boot(args) => boot::run(args),

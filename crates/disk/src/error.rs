@@ -14,6 +14,14 @@ pub enum DiskErrorKind {
     ReadOnly,
     /// The underlying file or medium reported an I/O error.
     Io,
+    /// The device has no power (a simulated power cut, see `Faulty`).
+    PowerLost,
+    /// The medium cannot read (or write) a sector: a latent sector error.
+    MediaError,
+    /// The device is full: a write to a sector never written before was refused.
+    NoSpace,
+    /// The device has vanished (a USB stick or SD card pulled).
+    DeviceGone,
 }
 
 /// An error of a block device, naming the LBA of the request.
@@ -61,6 +69,10 @@ impl fmt::Display for DiskError {
             DiskErrorKind::Misaligned => "Misaligned request",
             DiskErrorKind::ReadOnly => "Device is read-only",
             DiskErrorKind::Io => "I/O error",
+            DiskErrorKind::PowerLost => "Power lost",
+            DiskErrorKind::MediaError => "Media error",
+            DiskErrorKind::NoSpace => "No space left on device",
+            DiskErrorKind::DeviceGone => "Device is gone",
         };
         write!(f, "{what} at LBA {}", self.lba)?;
         if let Some(detail) = &self.detail {
@@ -83,6 +95,12 @@ impl From<DiskError> for io::Error {
             DiskErrorKind::Misaligned => io::ErrorKind::InvalidInput,
             DiskErrorKind::ReadOnly => io::ErrorKind::PermissionDenied,
             DiskErrorKind::Io => io::ErrorKind::Other,
+            // EIO on a real host.
+            DiskErrorKind::PowerLost | DiskErrorKind::MediaError => io::ErrorKind::Other,
+            // ENOSPC: "[Errno 28] No space left on device".
+            DiskErrorKind::NoSpace => io::ErrorKind::StorageFull,
+            // ENODEV/ENXIO have no `io::ErrorKind`; "not connected" is the closest.
+            DiskErrorKind::DeviceGone => io::ErrorKind::NotConnected,
         };
         io::Error::new(kind, e)
     }

@@ -10,7 +10,10 @@
 //!     ├── FileDisk    a raw image file (sparse on creation), positional I/O
 //!     ├── Observed    calls a hook for every write and flush, in order
 //!     ├── WriteLog    records every write and flush, in order
-//!     └── Overlay     writes kept in memory over a base that is only read
+//!     ├── Overlay     writes kept in memory over a base that is only read
+//!     └── Faulty      the fault layer, seeded: power cuts, torn and lost writes,
+//!                     bad sectors, bit flips, read-only, full, vanished device
+//!   crash_states      every crash state of a write log (crash-point exploration)
 //!   ByteIo            Read + Write + Seek over a byte range of a device
 //!                     (what the `gpt` and `fatfs` crates want)
 //! ```
@@ -25,6 +28,7 @@
 
 mod device;
 mod error;
+mod fault;
 mod file;
 mod io;
 mod mem;
@@ -33,6 +37,10 @@ mod overlay;
 
 pub use device::{BlockDevice, ContentToken, SectorSize};
 pub use error::{DiskError, DiskErrorKind};
+pub use fault::{
+    apply_crash_state, crash_states, BitFlip, CacheModel, CrashSpace, CrashState, CrashWrite, CutReport, FaultPlan,
+    Faulty, Tearing,
+};
 pub use file::FileDisk;
 pub use io::ByteIo;
 pub use mem::MemDisk;

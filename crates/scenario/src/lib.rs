@@ -6,8 +6,10 @@
 //!   model     the JSON schema (serde, unknown fields rejected)
 //!   run       the runner: builds the disk, plays the steps over the fault layer,
 //!             checks the expectations, records the timeline
+//!   explore   crash-point exploration of one operation
 //! ```
 
+pub mod explore;
 pub mod model;
 pub mod run;
 

@@ -1,0 +1,650 @@
+//! The fault layer: [`Faulty`] and [`crash_states`].
+//!
+//! - with no fault on, `Faulty(MemDisk)` answers every request exactly like
+//!   a `MemDisk` (results, error kinds, LBAs and messages, bytes), with the
+//!   cache off and on;
+//! - each fault of the plan, one at a time: power cut after N writes, torn
+//!   writes, the volatile cache at a cut (flushed data survives, same seed
+//!   same result), bad sectors, bit flips, read-only, full, device gone;
+//! - `crash_states` on a small log matches a hand count, every state applied
+//!   to a fork gives the bytes of a plain model, and every cut of `Faulty`
+//!   lands on one of those states.
+
+// Test disks are a few KiB, so u64 -> usize casts cannot truncate; u8 casts
+// build byte patterns and truncate on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
+use std::collections::BTreeSet;
+
+use visorsim_disk::{
+    apply_crash_state, crash_states, BitFlip, BlockDevice, CacheModel, CrashSpace, CrashState, CrashWrite, DiskError,
+    DiskErrorKind, FaultPlan, Faulty, LoggedIo, MemDisk, SectorSize, Tearing,
+};
+
+const SECTORS: u64 = 67;
+const SS: usize = 512;
+
+/// Recognisable non-zero content, different per `salt`.
+fn pattern(sectors: u64, salt: u8) -> Vec<u8> {
+    (0..sectors as usize * SS).map(|i| ((i % 251) as u8).wrapping_add(salt.wrapping_mul(37)) | 1).collect()
+}
+
+fn faulty(plan: FaultPlan) -> Faulty<MemDisk> {
+    Faulty::new(MemDisk::new(SECTORS, SectorSize::S512), plan)
+}
+
+/// Every byte of the media (the inner device), read from a fork.
+fn media(dev: &Faulty<MemDisk>) -> Vec<u8> {
+    let mut fork = dev.inner().fork();
+    let mut buf = vec![0u8; SECTORS as usize * SS];
+    fork.read_sectors(0, &mut buf).unwrap();
+    buf
+}
+
+fn sector(bytes: &[u8], lba: u64) -> &[u8] {
+    &bytes[lba as usize * SS..(lba as usize + 1) * SS]
+}
+
+#[track_caller]
+fn assert_kind(result: Result<(), DiskError>, kind: DiskErrorKind, lba: u64) {
+    let err = result.expect_err("expected an error");
+    assert_eq!(err.kind(), kind, "{err}");
+    assert_eq!(err.lba(), lba, "{err}");
+    assert!(err.to_string().contains(&format!("LBA {lba}")), "{err}");
+}
+
+fn cache(max_reorder: usize, drop_probability_percent: u8) -> Option<CacheModel> {
+    Some(CacheModel { max_reorder, drop_probability_percent })
+}
+
+/// A plain byte model of a disk.
+struct Model(Vec<u8>);
+
+impl Model {
+    fn apply(&mut self, lba: u64, data: &[u8], tearing: Option<Tearing>) {
+        let at = lba as usize * SS;
+        let len = match tearing {
+            None => data.len(),
+            Some(Tearing::Prefix { sectors }) => (sectors as usize * SS).min(data.len()),
+            Some(Tearing::TornSector { sectors, bytes }) => (sectors as usize * SS + bytes.min(SS)).min(data.len()),
+        };
+        self.0[at..at + len].copy_from_slice(&data[..len]);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Faults off: exactly a MemDisk.
+
+/// A small deterministic generator for request sequences (xorshift64).
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Ok(Option<Vec<u8>>),
+    Err(DiskErrorKind, u64, String),
+}
+
+fn outcome(result: Result<(), DiskError>, data: Option<Vec<u8>>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Ok(data),
+        Err(e) => Outcome::Err(e.kind(), e.lba(), e.to_string()),
+    }
+}
+
+/// One request, in range or not, aligned or not, on both devices.
+fn same_request(g: &mut Gen, reference: &mut MemDisk, dev: &mut dyn BlockDevice, step: usize) {
+    let ss = reference.sector_size().len();
+    let lba = match g.next(10) {
+        0 => u64::MAX - g.next(3),
+        1 => SECTORS - g.next(3),
+        _ => g.next(SECTORS + 4),
+    };
+    let len = match g.next(12) {
+        0 => ss / 2 + 1,
+        1 => 0,
+        _ => g.next(9) as usize * ss,
+    };
+    let (a, b) = match g.next(8) {
+        0 => (outcome(reference.flush(), None), outcome(dev.flush(), None)),
+        1..=4 => {
+            let data: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(step as u8) | 1).collect();
+            (outcome(reference.write_sectors(lba, &data), None), outcome(dev.write_sectors(lba, &data), None))
+        }
+        _ => {
+            let (mut x, mut y) = (vec![0xEE; len], vec![0xEE; len]);
+            let a = reference.read_sectors(lba, &mut x);
+            let b = dev.read_sectors(lba, &mut y);
+            (outcome(a, Some(x)), outcome(b, Some(y)))
+        }
+    };
+    assert_eq!(a, b, "step {step}: LBA {lba}, {len} bytes");
+}
+
+#[test]
+fn faults_off_behaves_like_memdisk() {
+    for size in [SectorSize::S512, SectorSize::S4096] {
+        let plans = [FaultPlan::new(1), FaultPlan { volatile_cache: cache(4, 100), ..FaultPlan::new(2) }];
+        for plan in plans {
+            let name = format!("{}/cache {:?}", size.bytes(), plan.volatile_cache);
+            let mut reference = MemDisk::new(SECTORS, size);
+            let mut dev = Faulty::new(MemDisk::new(SECTORS, size), plan.clone());
+            assert_eq!(
+                (dev.sector_size(), dev.sector_count(), dev.size_bytes()),
+                (size, SECTORS, reference.size_bytes())
+            );
+            let mut g = Gen(0x9E37_79B9_7F4A_7C15 ^ u64::from(size.bytes()));
+            for step in 0..600 {
+                same_request(&mut g, &mut reference, &mut dev, step);
+            }
+            assert_eq!(dev.ios(), 600, "{name}: every request is counted");
+            assert!(!dev.power_lost() && dev.last_cut().is_none(), "{name}");
+            dev.flush().unwrap();
+            let all = SECTORS as usize * size.len();
+            let (mut x, mut y) = (vec![0; all], vec![0; all]);
+            reference.read_sectors(0, &mut x).unwrap();
+            dev.inner_mut().read_sectors(0, &mut y).unwrap();
+            assert_eq!(x, y, "{name}: the media holds every write after a flush");
+            assert_eq!(dev.content_token(0, SECTORS), dev.inner().content_token(0, SECTORS), "{name}");
+            assert_eq!(dev.content_token(SECTORS, 1), None, "{name}");
+            assert_eq!(dev.plan(), &plan, "{name}: the plan is unchanged");
+        }
+    }
+}
+
+#[test]
+fn cached_writes_reach_the_media_at_flush_in_order() {
+    let mut dev = faulty(FaultPlan { volatile_cache: cache(2, 50), ..FaultPlan::new(3) });
+    dev.write_sectors(4, &pattern(2, 1)).unwrap();
+    dev.write_sectors(5, &pattern(2, 2)).unwrap();
+    assert_eq!(dev.unflushed_writes(), 2);
+    assert!(media(&dev).iter().all(|&b| b == 0), "nothing on the media before the flush");
+    assert_eq!(dev.content_token(0, 5), None, "cached writes cover LBA 4");
+    assert!(dev.content_token(10, 5).is_some());
+    let mut back = vec![0; 3 * SS];
+    dev.read_sectors(4, &mut back).unwrap();
+    assert_eq!(&back[..SS], &pattern(2, 1)[..SS], "read-your-writes");
+    assert_eq!(&back[SS..], &pattern(2, 2)[..], "the newer write wins");
+    dev.flush().unwrap();
+    assert_eq!((dev.unflushed_writes(), dev.epoch()), (0, 1));
+    let bytes = media(&dev);
+    assert_eq!(&bytes[4 * SS..7 * SS], &back[..]);
+}
+
+// ---------------------------------------------------------------------------
+// Power cuts and torn writes.
+
+#[test]
+fn power_cut_after_n_writes() {
+    for plan_cache in [None, cache(0, 100)] {
+        let plan = FaultPlan { power_cut_after_writes: Some(3), volatile_cache: plan_cache, ..FaultPlan::new(4) };
+        let mut dev = faulty(plan);
+        let mut model = Model(vec![0; SECTORS as usize * SS]);
+        for n in 1..=3u8 {
+            let lba = u64::from(n) * 10;
+            let data = pattern(u64::from(n), n);
+            dev.write_sectors(lba, &data).unwrap();
+            model.apply(lba, &data, None);
+            assert_eq!(dev.power_lost(), n == 3, "power goes right after write 3");
+        }
+        assert_eq!(media(&dev), model.0, "{plan_cache:?}: the media holds writes 1..=3 exactly");
+        let ios = dev.ios();
+        assert_kind(dev.write_sectors(40, &pattern(1, 9)), DiskErrorKind::PowerLost, 40);
+        assert_kind(dev.read_sectors(10, &mut [0; SS]), DiskErrorKind::PowerLost, 10);
+        assert_kind(dev.flush(), DiskErrorKind::PowerLost, 0);
+        assert_eq!(dev.content_token(0, 1), None);
+        assert_eq!((dev.ios(), dev.writes()), (ios, 3), "refused requests are not counted");
+        assert_eq!(media(&dev), model.0);
+        let report = dev.last_cut().unwrap().clone();
+        assert_eq!((report.writes, report.torn, report.lost.len()), (3, None, 0));
+        assert_eq!(dev.plan().power_cut_after_writes, None, "the cut fires once");
+
+        dev.restore_power();
+        let mut back = vec![0; SS];
+        dev.read_sectors(30, &mut back).unwrap();
+        assert_eq!(back, &pattern(3, 3)[..SS]);
+        dev.write_sectors(40, &pattern(1, 9)).unwrap();
+        assert!(!dev.power_lost());
+    }
+}
+
+#[test]
+fn power_cut_before_any_write_and_by_hand() {
+    let mut dev = faulty(FaultPlan { power_cut_after_writes: Some(0), ..FaultPlan::new(5) });
+    assert_kind(dev.read_sectors(1, &mut [0; SS]), DiskErrorKind::PowerLost, 1);
+    assert_eq!(dev.ios(), 0);
+    dev.restore_power();
+    dev.write_sectors(1, &pattern(1, 1)).unwrap();
+
+    dev.cut_power();
+    assert!(dev.power_lost());
+    dev.cut_power(); // no-op
+    assert_eq!(dev.epoch(), 2, "each cut ended an epoch");
+    assert_kind(dev.write_sectors(2, &pattern(1, 2)), DiskErrorKind::PowerLost, 2);
+    let err = dev.flush().unwrap_err();
+    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::Other);
+}
+
+#[test]
+fn torn_prefix_and_torn_sector() {
+    let old = pattern(4, 100);
+    let new = pattern(4, 200);
+    let cases = [
+        (Tearing::Prefix { sectors: 2 }, true, Tearing::Prefix { sectors: 2 }, 2 * SS),
+        (Tearing::Prefix { sectors: 9 }, true, Tearing::Prefix { sectors: 9 }, 4 * SS),
+        (
+            Tearing::TornSector { sectors: 1, bytes: 100 },
+            false,
+            Tearing::TornSector { sectors: 1, bytes: 100 },
+            SS + 100,
+        ),
+        (Tearing::TornSector { sectors: 0, bytes: 9999 }, false, Tearing::TornSector { sectors: 0, bytes: 9999 }, SS),
+        // Atomic sectors: the torn sector keeps its old bytes.
+        (Tearing::TornSector { sectors: 1, bytes: 100 }, true, Tearing::Prefix { sectors: 1 }, SS),
+    ];
+    for plan_cache in [None, cache(8, 100)] {
+        for (tearing, sector_atomic, effective, new_bytes) in cases {
+            let mut base = MemDisk::new(SECTORS, SectorSize::S512);
+            base.write_sectors(10, &old).unwrap();
+            let plan = FaultPlan {
+                power_cut_after_writes: Some(2),
+                torn_last_write: Some(tearing),
+                sector_atomic,
+                volatile_cache: plan_cache,
+                ..FaultPlan::new(6)
+            };
+            let mut dev = Faulty::new(base, plan);
+            dev.write_sectors(0, &pattern(1, 1)).unwrap();
+            dev.write_sectors(10, &new).unwrap();
+            assert!(dev.power_lost());
+            let bytes = media(&dev);
+            let what = format!("{tearing:?}, atomic {sector_atomic}, cache {plan_cache:?}");
+            let got = &bytes[10 * SS..14 * SS];
+            assert_eq!(&got[..new_bytes], &new[..new_bytes], "{what}: new part");
+            assert_eq!(&got[new_bytes..], &old[new_bytes..], "{what}: old part");
+            let report = dev.last_cut().unwrap();
+            assert_eq!(report.torn, Some((2, effective)), "{what}");
+            assert!(!report.lost.contains(&2), "{what}: the write in flight is never lost");
+            if plan_cache.is_none() {
+                assert_eq!(sector(&bytes, 0), &pattern(1, 1)[..], "{what}: write-through keeps write 1");
+            } else {
+                assert_eq!(report.lost, [1], "{what}: with p = 100 every other unflushed write is lost");
+                assert!(sector(&bytes, 0).iter().all(|&b| b == 0), "{what}");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The volatile cache at a cut.
+
+/// Flushed writes, then unflushed ones (some overlapping the flushed ones),
+/// then a cut. Returns the media and the report.
+fn cut_with_cache(seed: u64, max_reorder: usize, percent: u8) -> (Vec<u8>, visorsim_disk::CutReport) {
+    let mut dev = faulty(FaultPlan { volatile_cache: cache(max_reorder, percent), ..FaultPlan::new(seed) });
+    for (i, lba) in [0u64, 8, 16].into_iter().enumerate() {
+        dev.write_sectors(lba, &pattern(4, i as u8)).unwrap();
+    }
+    dev.flush().unwrap();
+    for (i, lba) in [2u64, 20, 30, 31, 40, 44, 9].into_iter().enumerate() {
+        dev.write_sectors(lba, &pattern(2, 50 + i as u8)).unwrap();
+    }
+    dev.cut_power();
+    (media(&dev), dev.last_cut().unwrap().clone())
+}
+
+#[test]
+fn flushed_data_survives_every_cut_and_losses_are_bounded() {
+    let unflushed: [(u64, u64, u8); 7] =
+        [(2, 4, 50), (20, 5, 51), (30, 6, 52), (31, 7, 53), (40, 8, 54), (44, 9, 55), (9, 10, 56)];
+    for seed in 0..64 {
+        let (bytes, report) = cut_with_cache(seed, 3, 70);
+        assert_eq!(report.epoch, 1);
+        assert_eq!(report.unflushed, [4, 5, 6, 7, 8, 9, 10]);
+        assert!(report.lost.len() <= 3, "seed {seed}: {report}");
+        // Flushed writes, then the unflushed writes not lost, in order.
+        let mut model = Model(vec![0; SECTORS as usize * SS]);
+        for (i, lba) in [0u64, 8, 16].into_iter().enumerate() {
+            model.apply(lba, &pattern(4, i as u8), None);
+        }
+        for &(lba, number, salt) in &unflushed {
+            if !report.lost.contains(&number) {
+                model.apply(lba, &pattern(2, salt), None);
+            }
+        }
+        assert_eq!(bytes, model.0, "seed {seed}: {report}");
+        // Sectors only flushed writes touched hold the flushed bytes.
+        for lba in [0u64, 1, 8, 11, 16, 17, 18, 19] {
+            assert!(sector(&bytes, lba).iter().all(|&b| b != 0), "seed {seed}: flushed LBA {lba} lost");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_cut_different_seeds_differ() {
+    let mut outcomes = BTreeSet::new();
+    for seed in 0..32 {
+        let first = cut_with_cache(seed, 4, 50);
+        assert_eq!(first, cut_with_cache(seed, 4, 50), "seed {seed} is not deterministic");
+        outcomes.insert(first.1.lost);
+    }
+    assert!(outcomes.len() >= 8, "32 seeds gave only {} different losses: {outcomes:?}", outcomes.len());
+    let (_, none) = cut_with_cache(7, 0, 100);
+    assert!(none.lost.is_empty(), "max_reorder 0 loses nothing");
+    let (_, all) = cut_with_cache(7, 3, 100);
+    assert_eq!(all.lost.len(), 3, "p = 100 loses exactly max_reorder writes");
+}
+
+#[test]
+fn switching_the_cache_off_writes_it_back() {
+    let mut dev = faulty(FaultPlan { volatile_cache: cache(1, 100), ..FaultPlan::new(8) });
+    dev.write_sectors(3, &pattern(1, 1)).unwrap();
+    dev.plan_mut().volatile_cache = None;
+    dev.write_sectors(3, &pattern(1, 2)).unwrap();
+    assert_eq!(dev.unflushed_writes(), 0);
+    assert_eq!(sector(&media(&dev), 3), &pattern(1, 2)[..], "the newer write wins on the media");
+}
+
+// ---------------------------------------------------------------------------
+// Bad sectors, bit flips, read-only, full, gone.
+
+#[test]
+fn bad_sectors_fail_reads_and_are_remapped_by_writes() {
+    let plan = FaultPlan { bad_sectors: [5, 9].into(), ..FaultPlan::new(9) };
+    let mut dev = faulty(plan);
+    assert_kind(dev.read_sectors(5, &mut [0; SS]), DiskErrorKind::MediaError, 5);
+    let err = dev.read_sectors(3, &mut [0; 4 * SS]).unwrap_err();
+    assert_eq!((err.kind(), err.lba()), (DiskErrorKind::MediaError, 3));
+    assert!(err.to_string().contains("LBA 5"), "the detail names the bad sector: {err}");
+    dev.read_sectors(6, &mut [0; 3 * SS]).unwrap();
+    assert_eq!(dev.content_token(4, 3), None);
+    assert!(dev.content_token(6, 3).is_some());
+    // A write remaps the sector: it reads again.
+    dev.write_sectors(5, &pattern(1, 3)).unwrap();
+    let mut back = vec![0; SS];
+    dev.read_sectors(5, &mut back).unwrap();
+    assert_eq!(back, pattern(1, 3));
+    assert_eq!(dev.plan().bad_sectors, [9].into());
+
+    // Writes fail too when asked.
+    let plan = FaultPlan { bad_sectors: [5].into(), bad_sectors_fail_writes: true, ..FaultPlan::new(9) };
+    let mut dev = faulty(plan);
+    assert_kind(dev.write_sectors(4, &pattern(2, 3)), DiskErrorKind::MediaError, 4);
+    assert!(media(&dev).iter().all(|&b| b == 0), "nothing written");
+    assert_eq!(dev.writes(), 0);
+    assert_kind(dev.read_sectors(5, &mut [0; SS]), DiskErrorKind::MediaError, 5);
+
+    // With a cache: the cached write is read back, but a write lost at the
+    // cut never reached the media, so the sector is still bad.
+    let plan = FaultPlan { bad_sectors: [5].into(), volatile_cache: cache(8, 100), ..FaultPlan::new(9) };
+    let mut dev = faulty(plan);
+    dev.write_sectors(5, &pattern(1, 4)).unwrap();
+    dev.read_sectors(5, &mut back).unwrap();
+    assert_eq!(back, pattern(1, 4));
+    dev.cut_power();
+    dev.restore_power();
+    assert_eq!(dev.last_cut().unwrap().lost, [1]);
+    assert_kind(dev.read_sectors(5, &mut back), DiskErrorKind::MediaError, 5);
+}
+
+#[test]
+fn bit_flips_are_silent_and_leave_the_media_alone() {
+    let flips = vec![
+        BitFlip { lba: 3, byte: 0, bit: 0 },
+        BitFlip { lba: 3, byte: 511, bit: 7 },
+        BitFlip { lba: 4, byte: 600, bit: 1 }, // past the sector: ignored
+        BitFlip { lba: 6, byte: 10, bit: 10 }, // bit 10 is bit 2
+    ];
+    let mut base = MemDisk::new(SECTORS, SectorSize::S512);
+    let data = pattern(5, 7);
+    base.write_sectors(2, &data).unwrap();
+    let mut dev = Faulty::new(base, FaultPlan { bit_flips: flips, ..FaultPlan::new(10) });
+    let mut expected = data.clone();
+    expected[SS] ^= 1;
+    expected[2 * SS - 1] ^= 0x80;
+    expected[4 * SS + 10] ^= 0x04;
+    for _ in 0..2 {
+        let mut back = vec![0; 5 * SS];
+        dev.read_sectors(2, &mut back).unwrap();
+        assert_eq!(back, expected, "flipped bits, every time");
+    }
+    assert_eq!(&media(&dev)[2 * SS..7 * SS], &data[..], "the media is unchanged");
+    assert_eq!(dev.content_token(2, 2), None);
+    assert!(dev.content_token(7, 3).is_some());
+    // Rewriting sector 3 heals its flips.
+    dev.write_sectors(3, &data[SS..2 * SS]).unwrap();
+    let mut back = vec![0; SS];
+    dev.read_sectors(3, &mut back).unwrap();
+    assert_eq!(back, &data[SS..2 * SS]);
+    assert_eq!(dev.plan().bit_flips.len(), 2);
+}
+
+#[test]
+fn read_only_refuses_writes() {
+    let mut base = MemDisk::new(SECTORS, SectorSize::S512);
+    base.write_sectors(1, &pattern(1, 1)).unwrap();
+    let mut dev = Faulty::new(base, FaultPlan { read_only: true, ..FaultPlan::new(11) });
+    for (lba, sectors) in [(0, 1), (1, 3), (SECTORS - 1, 1)] {
+        assert_kind(dev.write_sectors(lba, &pattern(sectors, 2)), DiskErrorKind::ReadOnly, lba);
+    }
+    assert_kind(dev.write_sectors(SECTORS, &pattern(1, 2)), DiskErrorKind::OutOfRange, SECTORS);
+    let mut back = vec![0; SS];
+    dev.read_sectors(1, &mut back).unwrap();
+    assert_eq!(back, pattern(1, 1));
+    dev.flush().unwrap();
+    assert_eq!(dev.writes(), 0);
+    let err = dev.write_sectors(0, &pattern(1, 2)).unwrap_err();
+    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::PermissionDenied);
+}
+
+#[test]
+fn full_device_refuses_new_sectors() {
+    let mut dev = faulty(FaultPlan { full_after_sectors: Some(10), ..FaultPlan::new(12) });
+    dev.write_sectors(0, &pattern(8, 1)).unwrap(); // 8 in use
+    assert_kind(dev.write_sectors(20, &pattern(3, 2)), DiskErrorKind::NoSpace, 20);
+    dev.write_sectors(6, &pattern(4, 3)).unwrap(); // 2 new: 10 in use
+    dev.write_sectors(0, &pattern(10, 4)).unwrap(); // rewriting is fine
+    assert_kind(dev.write_sectors(9, &pattern(2, 5)), DiskErrorKind::NoSpace, 9);
+    assert_eq!(dev.writes(), 3);
+    let bytes = media(&dev);
+    assert_eq!(&bytes[..10 * SS], &pattern(10, 4)[..]);
+    assert!(bytes[10 * SS..].iter().all(|&b| b == 0), "refused writes left nothing");
+    let err = dev.write_sectors(30, &pattern(1, 6)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "No space left on device at LBA 30: 1 new sector(s) do not fit: 10 of 10 sector(s) in use"
+    );
+    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::StorageFull);
+}
+
+#[test]
+fn device_gone_after_n_ios() {
+    let mut dev = faulty(FaultPlan { gone_after_ios: Some(3), ..FaultPlan::new(13) });
+    dev.write_sectors(0, &pattern(1, 1)).unwrap();
+    dev.read_sectors(0, &mut [0; SS]).unwrap();
+    dev.flush().unwrap();
+    assert_kind(dev.read_sectors(0, &mut [0; SS]), DiskErrorKind::DeviceGone, 0);
+    assert_kind(dev.write_sectors(2, &pattern(1, 1)), DiskErrorKind::DeviceGone, 2);
+    assert_kind(dev.flush(), DiskErrorKind::DeviceGone, 0);
+    assert_eq!(dev.ios(), 3);
+    assert_eq!(dev.content_token(0, 1), None);
+    let err = dev.flush().unwrap_err();
+    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::NotConnected);
+    // Plugged back in.
+    dev.plan_mut().gone_after_ios = None;
+    dev.read_sectors(0, &mut [0; SS]).unwrap();
+    // Lost at a chosen moment.
+    dev.plan_mut().gone_after_ios = Some(dev.ios());
+    assert_kind(dev.read_sectors(0, &mut [0; SS]), DiskErrorKind::DeviceGone, 0);
+}
+
+// ---------------------------------------------------------------------------
+// Crash states.
+
+/// 3 writes, a flush, 2 writes. Write 5 overwrites part of write 1.
+fn small_log() -> Vec<LoggedIo> {
+    vec![
+        LoggedIo::Write { lba: 0, data: pattern(2, 1) },
+        LoggedIo::Write { lba: 4, data: pattern(1, 2) },
+        LoggedIo::Write { lba: 8, data: pattern(4, 3) },
+        LoggedIo::Flush,
+        LoggedIo::Write { lba: 1, data: pattern(2, 4) },
+        LoggedIo::Write { lba: 12, data: pattern(1, 5) },
+    ]
+}
+
+fn space(reorder: usize, max_tears: usize, max_states_per_cut: usize, sector_atomic: bool) -> CrashSpace {
+    CrashSpace { reorder, max_tears, max_states_per_cut, sector_atomic }
+}
+
+#[test]
+fn crash_states_match_a_hand_count() {
+    let log = small_log();
+    // Prefixes: 6. Prefix tears (1..s, at most 2): 1 + 0 + 2 + 1 + 0 = 4.
+    // Losses of one other write of the epoch: cut 1: 0, cut 2: 1, cut 3: 2,
+    // cut 4 (after the flush): 0, cut 5: 1 = 4.
+    assert_eq!(crash_states(&log, SS, &space(1, 2, 100, true)).len(), 14);
+    // Torn sectors (0..s, at most 2): 2 + 1 + 2 + 2 + 1 = 8 more.
+    assert_eq!(crash_states(&log, SS, &space(1, 2, 100, false)).len(), 22);
+    // Two losses at cut 3 ({1}, {2}, {1, 2}) capped at 2 per cut.
+    assert_eq!(crash_states(&log, SS, &space(2, 2, 100, true)).len(), 15);
+    assert_eq!(crash_states(&log, SS, &space(2, 2, 2, true)).len(), 14);
+    // Nothing but prefixes.
+    assert_eq!(crash_states(&log, SS, &space(0, 0, 100, false)).len(), 6);
+    assert_eq!(crash_states(&[], SS, &space(3, 3, 3, false)).len(), 1);
+
+    let states = crash_states(&log, SS, &space(1, 2, 100, true));
+    let whole = |ids: &[usize]| ids.iter().map(|&i| CrashWrite::Whole(i)).collect::<Vec<_>>();
+    let listed: Vec<(u64, Vec<CrashWrite>)> = states.iter().map(|s| (s.id, s.writes.clone())).collect();
+    let torn = |index, sectors| CrashWrite::Torn { index, tearing: Tearing::Prefix { sectors } };
+    let expected = vec![
+        (0, whole(&[])),
+        (1, whole(&[0])),
+        (2, vec![torn(0, 1)]),
+        (3, whole(&[0, 1])),
+        (4, whole(&[1])),
+        (5, whole(&[0, 1, 2])),
+        (6, [whole(&[0, 1]), vec![torn(2, 1)]].concat()),
+        (7, [whole(&[0, 1]), vec![torn(2, 3)]].concat()),
+        (8, whole(&[1, 2])),
+        (9, whole(&[0, 2])),
+        (10, whole(&[0, 1, 2, 4])),
+        (11, [whole(&[0, 1, 2]), vec![torn(4, 1)]].concat()),
+        (12, whole(&[0, 1, 2, 4, 5])),
+        (13, whole(&[0, 1, 2, 5])),
+    ];
+    assert_eq!(listed, expected);
+    assert_eq!(states[0].description, "cut before any write");
+    assert_eq!(states[13].description, "cut after write 5 (log #5), unflushed write(s) lost: 4 (log #4)");
+    assert_eq!(states[7].description, "cut after write 3 (log #2), torn (4 sectors): first 3 sector(s) landed");
+}
+
+#[test]
+fn crash_states_are_deterministic_and_distinct() {
+    let log = small_log();
+    for sp in [space(1, 2, 100, true), space(3, 4, 5, false)] {
+        let a = crash_states(&log, SS, &sp);
+        assert_eq!(a, crash_states(&log, SS, &sp));
+        assert!(a.iter().enumerate().all(|(i, s)| s.id == i as u64), "ids are positions");
+        let distinct: BTreeSet<String> = a.iter().map(|s| format!("{:?}", s.writes)).collect();
+        assert_eq!(distinct.len(), a.len(), "no state twice");
+    }
+}
+
+#[test]
+fn every_crash_state_applied_to_a_fork_gives_the_model_bytes() {
+    let log = small_log();
+    let mut base = MemDisk::new(SECTORS, SectorSize::S512);
+    base.write_sectors(0, &pattern(16, 99)).unwrap();
+    let mut before = vec![0; SECTORS as usize * SS];
+    base.read_sectors(0, &mut before).unwrap();
+    for state in crash_states(&log, SS, &space(2, 3, 100, false)) {
+        let mut model = Model(before.clone());
+        for write in &state.writes {
+            let (index, tearing) = match *write {
+                CrashWrite::Whole(i) => (i, None),
+                CrashWrite::Torn { index, tearing } => (index, Some(tearing)),
+            };
+            let LoggedIo::Write { lba, data } = &log[index] else { panic!("state {} names a flush", state.id) };
+            model.apply(*lba, data, tearing);
+        }
+        let mut fork = base.fork();
+        apply_crash_state(&mut fork, &log, &state).unwrap();
+        let mut got = vec![0; before.len()];
+        fork.read_sectors(0, &mut got).unwrap();
+        assert_eq!(got, model.0, "state {}: {}", state.id, state.description);
+    }
+    let mut check = vec![0; SS];
+    base.read_sectors(0, &mut check).unwrap();
+    assert_eq!(check, &before[..SS], "the base itself is untouched");
+
+    // Hand-checked bytes: write 1 torn after its first sector.
+    let state = &crash_states(&log, SS, &space(0, 2, 0, true))[2];
+    let mut fork = base.fork();
+    apply_crash_state(&mut fork, &log, state).unwrap();
+    let mut got = vec![0; 2 * SS];
+    fork.read_sectors(0, &mut got).unwrap();
+    assert_eq!(&got[..SS], &pattern(2, 1)[..SS]);
+    assert_eq!(&got[SS..], &before[SS..2 * SS]);
+
+    // A state naming a flush is an error, not a panic.
+    let bad = CrashState { id: 99, writes: vec![CrashWrite::Whole(3)], description: String::new() };
+    let err = apply_crash_state(&mut fork, &log, &bad).unwrap_err();
+    assert_eq!(err.kind(), DiskErrorKind::Io);
+    assert!(err.to_string().contains("log entry 3"), "{err}");
+}
+
+/// Every cut of a `Faulty` with a cache lands on one of the crash states of
+/// the same writes with `reorder = max_reorder`.
+#[test]
+fn faulty_cuts_are_crash_states() {
+    let log = small_log();
+    let mut base = MemDisk::new(SECTORS, SectorSize::S512);
+    base.write_sectors(0, &pattern(16, 99)).unwrap();
+    let states = crash_states(&log, SS, &space(2, 0, usize::MAX, true));
+    let explored: Vec<Vec<u8>> = states
+        .iter()
+        .map(|state| {
+            let mut fork = base.fork();
+            apply_crash_state(&mut fork, &log, state).unwrap();
+            let mut bytes = vec![0; SECTORS as usize * SS];
+            fork.read_sectors(0, &mut bytes).unwrap();
+            bytes
+        })
+        .collect();
+    let mut reached = BTreeSet::new();
+    for seed in 0..40 {
+        for cut_after in 1..=5 {
+            let plan = FaultPlan {
+                power_cut_after_writes: Some(cut_after),
+                volatile_cache: cache(2, 60),
+                ..FaultPlan::new(seed)
+            };
+            let mut dev = Faulty::new(base.fork(), plan);
+            for event in &log {
+                let result = match event {
+                    LoggedIo::Write { lba, data } => dev.write_sectors(*lba, data),
+                    LoggedIo::Flush => dev.flush(),
+                };
+                if dev.power_lost() {
+                    break;
+                }
+                result.unwrap();
+            }
+            let bytes = media(&dev);
+            let found = explored.iter().position(|e| *e == bytes);
+            let report = dev.last_cut().unwrap();
+            let id = found.unwrap_or_else(|| panic!("seed {seed}, cut after {cut_after}: {report} is no crash state"));
+            reached.insert(id);
+        }
+    }
+    assert!(reached.len() >= 8, "only {} states reached", reached.len());
+}
