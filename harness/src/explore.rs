@@ -33,7 +33,7 @@ pub struct ExploreArgs {
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
     /// Run fsck.fat -n on every N-th crash state (0: never).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 100)]
     fsck_every: u64,
     /// Write one reproducing scenario per distinct violation here.
     #[arg(long)]

@@ -22,7 +22,6 @@
 //! minimal scenario file that reproduces it.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
@@ -249,6 +248,13 @@ impl Exploration {
         &self.states
     }
 
+    /// The disk as it is after crash state `state` (a fork of the base).
+    pub fn crash_disk(&self, state: &CrashState) -> Result<MemDisk, String> {
+        let mut disk = self.base.fork();
+        apply_crash_state(&mut disk, &self.log, state).map_err(|e| e.to_string())?;
+        Ok(disk)
+    }
+
     /// Checks one crash state with a shared module cache.
     pub fn check(&self, state: &CrashState, cache: &mut ModuleCache, fsck: bool) -> StateResult {
         let mut disk = self.base.fork();
@@ -368,24 +374,61 @@ impl Exploration {
 }
 
 /// Runs `fsck.fat -n` on banks 5 and 6; the first complaint, if any.
-/// `None` also when fsck.fat is not installed.
+/// `None` also when fsck.fat is not installed. Each bank is written to a
+/// sparse temporary file holding only its stored chunks.
 pub fn fsck_banks(disk: &mut MemDisk) -> Option<String> {
+    use std::os::unix::fs::FileExt;
+    let ss = disk.sector_size().bytes_u64();
     let volumes = visorsim_boot::volume::scan_volumes(disk).volumes;
     for number in [5u32, 6] {
         let v = volumes.iter().find(|v| v.number == number)?;
-        let mut bytes = vec![0u8; (v.sectors * disk.sector_size().bytes_u64()) as usize];
-        disk.read_sectors(v.first_lba, &mut bytes).ok()?;
-        let mut file = tempfile_in_tmp()?;
-        file.1.write_all(&bytes).ok()?;
-        let out = Command::new("fsck.fat").arg("-n").arg(&file.0).output().ok()?;
-        let _ = std::fs::remove_file(&file.0);
+        let (start, len) = (v.first_lba * ss, v.sectors * ss);
+        let (path, file) = tempfile_in_tmp()?;
+        file.set_len(len).ok()?;
+        for (offset, data) in disk.stored_chunks() {
+            if offset >= start && offset + data.len() as u64 <= start + len {
+                file.write_all_at(data, offset - start).ok()?;
+            }
+        }
+        drop(file);
+        let out = Command::new("fsck.fat").arg("-n").arg(&path).output();
+        let _ = std::fs::remove_file(&path);
+        let out = out.ok()?;
         if !out.status.success() {
+            // fsck.fat prints its version, then "<path>" / "  <what>" pairs
+            // or a one-line complaint: keep the first complaint, without the
+            // per-run file names (backup.sh's $$) so states group by kind.
             let text = String::from_utf8_lossy(&out.stdout);
-            let line = text.lines().nth(1).unwrap_or("fsck.fat failed").trim().to_owned();
-            return Some(format!("bank {number}: {line}"));
+            let lines: Vec<&str> = text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
+            let what = match lines.as_slice() {
+                [path, detail, ..] if path.starts_with('/') => format!("{}: {detail}", generic_name(path)),
+                [first, ..] => (*first).to_owned(),
+                [] => "fsck.fat failed".to_owned(),
+            };
+            return Some(format!("bank {number}: {what}"));
         }
     }
     None
+}
+
+/// `/state.1002/LOCAL.TGZ` -> `/state.$$/local.tgz`: names made by backup.sh
+/// with its process id, case folded, so crash states group by kind.
+fn generic_name(path: &str) -> String {
+    let lower = path.to_ascii_lowercase();
+    let mut out = String::new();
+    let mut digits = false;
+    for c in lower.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                out.push_str("$$");
+            }
+            digits = true;
+        } else {
+            digits = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn tempfile_in_tmp() -> Option<(std::path::PathBuf, std::fs::File)> {
