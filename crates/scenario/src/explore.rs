@@ -216,10 +216,10 @@ impl Exploration {
                 serde_json::json!({ "boot": {} })
             }
         };
-        let new_saved = match options.op {
-            Operation::Upgrade => old_saved.clone(),
-            _ => etc_pairs(&host.etc),
-        };
+        // What a completed operation leaves saved: backup and shutdown save
+        // the live /etc; an upgrade copies it into the new bank; a boot
+        // restores it.
+        let new_saved = etc_pairs(&host.etc);
         let (_, log) = recorder.into_parts();
         let space = CrashSpace { reorder: options.reorder, max_tears: options.max_tears, max_states_per_cut: 64, sector_atomic: true };
         let states = crash_states(&log, base.sector_size().len(), &space);
