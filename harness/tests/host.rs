@@ -56,3 +56,37 @@ fn demo_tells_the_whole_story() {
     }
     assert!(dir.path().join("esxi6.img").exists());
 }
+
+#[test]
+fn run_reports_bad_files_and_unmet_expectations() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    fs::write(&bad, "{\n  \"disk\": {},\n  \"steps\": [ { \"boot\": { \"shfit_r\": \"mboot\" } } ]\n}\n").unwrap();
+    let out = visorsim(&["run", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("bad.json:3:") && err.contains("unknown field `shfit_r`") && err.contains("expected one of"), "{err}");
+    let unmet = dir.path().join("unmet.json");
+    fs::write(&unmet, r#"{"disk": {}, "steps": [{"boot": {}}, {"expect": {"booted_bank": 6}}]}"#).unwrap();
+    let out = visorsim(&["run", unmet.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(7));
+    assert!(stdout(&out).contains("step 2: booted_bank: expected 6, found Some(5)"), "{}", stdout(&out));
+}
+
+#[test]
+fn explore_shards_merge_into_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let out = visorsim(&["explore", "--op", "boot", "--json", "--fsck-every", "0", "--shard", shard]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let path = dir.path().join(format!("shard{}.jsonl", &shard[..1]));
+        fs::write(&path, &out.stdout).unwrap();
+        files.push(path);
+    }
+    let whole = visorsim(&["explore", "--op", "boot", "--fsck-every", "0"]);
+    let merged = visorsim(&["report", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    let table = |text: &str| text.lines().filter(|l| l.contains(": ")).filter(|l| l.trim_start().starts_with(char::is_numeric)).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(table(&stdout(&merged)), table(&stdout(&whole)), "{}\n---\n{}", stdout(&merged), stdout(&whole));
+}
