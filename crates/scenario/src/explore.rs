@@ -452,7 +452,9 @@ pub fn write_reproducers(exploration: &Exploration, results: &[StateResult], dir
     std::fs::create_dir_all(dir)?;
     let mut seen = std::collections::BTreeSet::new();
     let mut written = Vec::new();
-    for r in results.iter().filter(|r| r.violation) {
+    // fsck findings need fsck to observe them, which scenario files do not
+    // run: only boot and configuration violations get a reproducer.
+    for r in results.iter().filter(|r| r.violation && !r.outcome.contains("fsck:")) {
         if !seen.insert(r.outcome.clone()) {
             continue;
         }
