@@ -921,6 +921,8 @@ mod tests {
         match cmd.stdin(Stdio::null()).output() {
             Ok(out) => Some(out),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // scripts/test.sh (and CI) install the tools and forbid skipping.
+                assert!(std::env::var_os("VISORSIM_REQUIRE_TOOLS").is_none(), "{cmd:?}: not installed");
                 eprintln!("{cmd:?}: not installed, skipping");
                 None
             }
