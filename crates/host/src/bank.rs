@@ -243,13 +243,14 @@ pub fn sync<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> io::Result<()> 
     }
 }
 
-/// Bytes a bank can hold in files (its data clusters).
-pub fn capacity<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> io::Result<u64> {
+/// Bytes a bank can hold in files (its data clusters), and its cluster size.
+pub fn capacity<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> io::Result<(u64, u64)> {
     match bank {
-        BankLocation::Ram(_) => Ok(u64::MAX),
+        BankLocation::Ram(_) => Ok((u64::MAX, 4096)),
         BankLocation::Partition { first_lba, sectors, .. } => with_fs(dev, *first_lba, *sectors, |fs| {
             let stats = fs.stats()?;
-            Ok(u64::from(stats.total_clusters()) * u64::from(stats.cluster_size()))
+            let cluster = u64::from(stats.cluster_size());
+            Ok((u64::from(stats.total_clusters()) * cluster, cluster))
         }),
     }
 }

@@ -467,8 +467,7 @@ impl Host {
         cfg.bootstate = 1;
         let cfg_text = cfg.render();
         // Refuse before writing anything when the image does not fit.
-        let capacity = bank::capacity(dev, &alt).unwrap_or(0);
-        let cluster = 4096u64;
+        let (capacity, cluster) = bank::capacity(dev, &alt).unwrap_or((0, 4096));
         let needed: u64 = image
             .files
             .iter()
