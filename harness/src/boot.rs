@@ -116,11 +116,12 @@ fn render(r: &BootReport, verbose: bool) -> String {
         let _ = writeln!(s, "kernel command line: {cmdline}");
     }
     if !r.modules.is_empty() {
-        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32} {:>9}", "module", "compressed", "size", "CRC32", "MD5", "ms");
+        let _ = writeln!(s, "modules loaded in {:.1} ms (in parallel; \"cached\": verified result reused):", r.load_micros as f64 / 1000.0);
+        let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32}", "module", "compressed", "size", "CRC32", "MD5");
         for m in &r.modules {
             let crc = m.crc32.map_or("-".to_owned(), |c| format!("{c:#010x}"));
-            let ms = if m.cached { "cached".to_owned() } else { format!("{:.1}", m.micros as f64 / 1000.0) };
-            let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32} {:>9}", m.name, m.compressed_size, m.size, crc, m.md5, ms);
+            let cached = if m.cached { "  cached" } else { "" };
+            let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32}{cached}", m.name, m.compressed_size, m.size, crc, m.md5);
         }
     }
     let _ = writeln!(

@@ -132,8 +132,6 @@ pub struct ModuleLoad {
     pub md5_compressed: String,
     /// MD5 of the loaded bytes.
     pub md5: String,
-    /// Microseconds spent (0 when the result came from the cache).
-    pub micros: u64,
     /// Whether the verified result came from the module cache.
     pub cached: bool,
 }
@@ -162,6 +160,9 @@ pub struct BootReport {
     pub kernel_cmdline: Option<String>,
     /// Every module loaded, kernel first (up to the failure).
     pub modules: Vec<ModuleLoad>,
+    /// Wall time of loading the modules not found in the cache. They load
+    /// in parallel (largest first), so there is no meaningful time per module.
+    pub load_micros: u64,
     /// What mboot does after a fatal error.
     pub after_failure: Option<AfterFailure>,
     /// The whole log, in order.
@@ -281,6 +282,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         title: None,
         kernel_cmdline: None,
         modules: Vec::new(),
+        load_micros: 0,
         after_failure: None,
         log: Vec::new(),
     };
@@ -344,7 +346,16 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         report.kernel_cmdline = Some(mboot::kernel_cmdline(&specs[0].options, &state.uuid.to_hex(), rollback));
         let bank = banks.iter().find(|b| b.number == bank_no).expect("selected bank has I/O");
         let mut warnings = Vec::new();
-        let loaded = load_all(dev, bank, &specs, &options.load, cache.as_deref_mut(), &mut report.modules, &mut warnings);
+        let loaded = load_all(
+            dev,
+            bank,
+            &specs,
+            &options.load,
+            cache.as_deref_mut(),
+            &mut report.modules,
+            &mut warnings,
+            &mut report.load_micros,
+        );
         log.extend(warnings.into_iter().map(|text| LogLine { level: Level::Warning, text }));
         match loaded {
             Ok(()) => report.outcome = Outcome::Booted,
@@ -377,6 +388,7 @@ fn fail(report: &mut BootReport, log: &mut Vec<LogLine>, fatal: mboot::Fatal, mo
 
 /// Reads and loads every module, kernel first; the first failure in list
 /// order is the boot's failure, as in sequential mboot.
+#[allow(clippy::too_many_arguments)] // the boot's I/O context, passed explicitly
 fn load_all<D: BlockDevice>(
     dev: &mut D,
     bank: &BankIo,
@@ -385,6 +397,7 @@ fn load_all<D: BlockDevice>(
     mut cache: Option<&mut ModuleCache>,
     out: &mut Vec<ModuleLoad>,
     warnings: &mut Vec<String>,
+    load_micros: &mut u64,
 ) -> Result<(), (mboot::Fatal, Option<String>)> {
     // Locate every file first: a missing one stops the boot at its turn.
     let mut located = Vec::new();
@@ -421,7 +434,7 @@ fn load_all<D: BlockDevice>(
     let started = Instant::now();
     let inputs: Vec<(&str, &[u8])> = to_load.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
     let loaded = load_modules(&inputs, options);
-    let micros_each = started.elapsed().as_micros() as u64 / inputs.len().max(1) as u64;
+    *load_micros = started.elapsed().as_micros() as u64;
     for ((i, _, _), result) in to_load.iter().zip(loaded) {
         let result = result.map(Arc::new);
         if let (Some(key), Some(cache)) = (tokens[*i].take(), cache.as_deref_mut()) {
@@ -457,7 +470,6 @@ fn load_all<D: BlockDevice>(
             crc32: module.crc32,
             md5_compressed: md5_hex(&module.md5_compressed),
             md5: md5_hex(&module.md5),
-            micros: if cached { 0 } else { micros_each },
             cached,
         });
     }
