@@ -16,7 +16,13 @@ use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn benches(c: &mut Criterion) {
-    let spec = ImageSpec { version: "6.7.0".into(), build_number: 8169922, seed: 1, payload: PayloadSize::Realistic, hostname: "esxi-01".into() };
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 8169922,
+        seed: 1,
+        payload: PayloadSize::Realistic,
+        hostname: "esxi-01".into(),
+    };
     let image = SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {}).expect("image");
     let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 1 };
     let (disk, _) = install_fresh(&image, &options).expect("install");

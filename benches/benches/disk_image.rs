@@ -16,7 +16,13 @@ use visorsim_host::inspect::inspect;
 use visorsim_media::layout::Layout;
 
 fn spec() -> ImageSpec {
-    ImageSpec { version: "6.7.0".into(), build_number: 8169922, seed: 1, payload: PayloadSize::Realistic, hostname: "esxi-01".into() }
+    ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 8169922,
+        seed: 1,
+        payload: PayloadSize::Realistic,
+        hostname: "esxi-01".into(),
+    }
 }
 
 fn options() -> InstallOptions {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use visorsim_disk::FileDisk;
-use visorsim_scenario::explore::{ExploreOptions, Exploration, Operation};
+use visorsim_scenario::explore::{Exploration, ExploreOptions, Operation};
 
 fn external_check(exploration: &Exploration, sample: usize, dir: &std::path::Path) -> Option<Duration> {
     if Command::new("fsck.fat").arg("--help").output().is_err() || Command::new("mtype").arg("-V").output().is_err() {
@@ -39,7 +39,12 @@ fn external_check(exploration: &Exploration, sample: usize, dir: &std::path::Pat
         }
         drop(dst);
         let _ = Command::new("fsck.fat").arg("-n").arg(&bank).output().ok()?;
-        let _ = Command::new("mtype").arg("-i").arg(format!("{}@@{start}", image.display())).arg("::/boot.cfg").output().ok()?;
+        let _ = Command::new("mtype")
+            .arg("-i")
+            .arg(format!("{}@@{start}", image.display()))
+            .arg("::/boot.cfg")
+            .output()
+            .ok()?;
         n += 1;
     }
     Some(started.elapsed() / n.max(1) as u32)

@@ -60,10 +60,12 @@ pub fn run(args: BootArgs) -> Result<ExitCode, Failure> {
         ..Default::default()
     };
     let report = if args.dry_run {
-        let disk = FileDisk::open_read_only(&args.image, sector_size).context(|| format!("Opening {}", args.image.display()))?;
+        let disk = FileDisk::open_read_only(&args.image, sector_size)
+            .context(|| format!("Opening {}", args.image.display()))?;
         boot(&mut Overlay::new(disk), &options, None)
     } else {
-        let mut disk = FileDisk::open(&args.image, sector_size).context(|| format!("Opening {} for writing", args.image.display()))?;
+        let mut disk = FileDisk::open(&args.image, sector_size)
+            .context(|| format!("Opening {} for writing", args.image.display()))?;
         let report = boot(&mut disk, &options, None);
         disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
         report
@@ -83,7 +85,11 @@ fn render(r: &BootReport, verbose: bool) -> String {
         for p in &pass.partitions {
             let _ = writeln!(s, "  partition {:<2} {:?}: {}", p.number, p.kind, p.result);
         }
-        let _ = writeln!(s, "  {:<5} {:<34} {:<22} {:>10}  {:<22} bootable", "bank", "UUID", "build", "updated", "bootstate");
+        let _ = writeln!(
+            s,
+            "  {:<5} {:<34} {:<22} {:>10}  {:<22} bootable",
+            "bank", "UUID", "build", "updated", "bootstate"
+        );
         for b in &pass.decision.banks {
             let change = if b.state_before == b.state_after {
                 state_name(b.state_before).to_owned()
@@ -102,7 +108,11 @@ fn render(r: &BootReport, verbose: bool) -> String {
             );
         }
         for w in &pass.decision.writes {
-            let _ = writeln!(s, "  wrote bootstate={} into BANK{} boot.cfg (byte {}, {:?})", w.state, w.number, w.offset, w.reason);
+            let _ = writeln!(
+                s,
+                "  wrote bootstate={} into BANK{} boot.cfg (byte {}, {:?})",
+                w.state, w.number, w.offset, w.reason
+            );
         }
         if let Verdict::Chainload { bank, rollback, .. } = &pass.decision.verdict {
             let _ = writeln!(s, "  -> chainload BANK{bank}{}", if *rollback { " (rollback)" } else { "" });
@@ -116,30 +126,37 @@ fn render(r: &BootReport, verbose: bool) -> String {
         let _ = writeln!(s, "kernel command line: {cmdline}");
     }
     if !r.modules.is_empty() {
-        let _ = writeln!(s, "modules loaded in {:.1} ms (in parallel; \"cached\": verified result reused):", r.load_micros as f64 / 1000.0);
+        let _ = writeln!(
+            s,
+            "modules loaded in {:.1} ms (in parallel; \"cached\": verified result reused):",
+            r.load_micros as f64 / 1000.0
+        );
         let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32}", "module", "compressed", "size", "CRC32", "MD5");
         for m in &r.modules {
             let crc = m.crc32.map_or("-".to_owned(), |c| format!("{c:#010x}"));
             let cached = if m.cached { "  cached" } else { "" };
-            let _ = writeln!(s, "  {:<16} {:>12} {:>12} {:>10}  {:<32}{cached}", m.name, m.compressed_size, m.size, crc, m.md5);
+            let _ = writeln!(
+                s,
+                "  {:<16} {:>12} {:>12} {:>10}  {:<32}{cached}",
+                m.name, m.compressed_size, m.size, crc, m.md5
+            );
         }
     }
     let _ = writeln!(
         s,
         "outcome: {}",
         match &r.outcome {
-            visorsim_boot::boot::Outcome::Booted => format!(
-                "booted BANK{} build {}",
-                r.selected.unwrap_or(0),
-                r.build.as_deref().unwrap_or("?")
-            ),
+            visorsim_boot::boot::Outcome::Booted =>
+                format!("booted BANK{} build {}", r.selected.unwrap_or(0), r.build.as_deref().unwrap_or("?")),
             visorsim_boot::boot::Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
-            visorsim_boot::boot::Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
+            visorsim_boot::boot::Outcome::ChainloadFailed =>
+                format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
             visorsim_boot::boot::Outcome::LoadFailed { status, module } => format!(
                 "Fatal error: {status}{} ({})",
                 module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default(),
                 match r.after_failure {
-                    Some(visorsim_boot::mboot::AfterFailure::ReturnsAfter(n)) => format!("back to safeboot after {n} s; it waits for a key"),
+                    Some(visorsim_boot::mboot::AfterFailure::ReturnsAfter(n)) =>
+                        format!("back to safeboot after {n} s; it waits for a key"),
                     _ => "mboot hangs".to_owned(),
                 }
             ),

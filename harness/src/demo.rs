@@ -79,12 +79,21 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
         None => PayloadSize::Realistic,
     };
     let cache = default_cache_dir();
-    let spec = |build_number, seed| ImageSpec { version: "6.7.0".into(), build_number, seed, payload, hostname: "localhost".into() };
+    let spec = |build_number, seed| ImageSpec {
+        version: "6.7.0".into(),
+        build_number,
+        seed,
+        payload,
+        hostname: "localhost".into(),
+    };
     println!("visorsim demo: an ESXi 6.x host's life on {} (seed {})", path.display(), args.seed);
     println!("building the images (the first run generates ~370 MB of system modules; later runs use the cache)...");
-    let image1 = SystemImage::build(&spec(8169922, args.seed), cache.as_deref(), &mut |_, _| {}).context(|| "Building build 8169922".into())?;
-    let image2 = SystemImage::build(&spec(9214924, args.seed + 1), cache.as_deref(), &mut |_, _| {}).context(|| "Building build 9214924".into())?;
-    let mut image3 = SystemImage::build(&spec(9484548, args.seed + 2), cache.as_deref(), &mut |_, _| {}).context(|| "Building build 9484548".into())?;
+    let image1 = SystemImage::build(&spec(8169922, args.seed), cache.as_deref(), &mut |_, _| {})
+        .context(|| "Building build 8169922".into())?;
+    let image2 = SystemImage::build(&spec(9214924, args.seed + 1), cache.as_deref(), &mut |_, _| {})
+        .context(|| "Building build 9214924".into())?;
+    let mut image3 = SystemImage::build(&spec(9484548, args.seed + 2), cache.as_deref(), &mut |_, _| {})
+        .context(|| "Building build 9484548".into())?;
     break_module(&mut image3, "s.v00")?;
     let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: args.seed };
     let (mem, _) = install_fresh(&image1, &options).context(|| "Installing".into())?;
@@ -120,7 +129,10 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     host.advance(&mut disk, 600);
     let r = host.boot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("power cycle: DIRTY bank 5 invalidated, {}", outcome(&r)));
-    let shift = HostBootOptions { loader: BootOptions { shift_r: ShiftR::AtSafeboot(Answer::Yes), ..Default::default() }, ..Default::default() };
+    let shift = HostBootOptions {
+        loader: BootOptions { shift_r: ShiftR::AtSafeboot(Answer::Yes), ..Default::default() },
+        ..Default::default()
+    };
     let r = host.reboot(&mut disk, &shift, Some(&mut modules));
     let refused = r.log.iter().any(|l| l.text == "No alternate hypervisor to roll back to.");
     let what = if refused { "Shift+R: \"No alternate hypervisor to roll back to.\"" } else { "Shift+R: rolled back" };

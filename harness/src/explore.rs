@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use visorsim_scenario::explore::{tally, write_reproducers, ExploreOptions, Exploration, Operation, StateResult};
+use visorsim_scenario::explore::{tally, write_reproducers, Exploration, ExploreOptions, Operation, StateResult};
 
 use crate::failure::{Context, Failure};
 
@@ -63,7 +63,8 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         shard: args.shard,
         fsck_every: args.fsck_every,
     };
-    let exploration = Exploration::prepare(&options).map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", args.op)))?;
+    let exploration = Exploration::prepare(&options)
+        .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", args.op)))?;
     let started = Instant::now();
     let results = exploration.run(&options);
     let seconds = started.elapsed().as_secs_f64();
@@ -76,13 +77,25 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         let summary = serde_json::json!({ "summary": { "op": args.op, "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes, "states": results.len(), "seconds": seconds, "outcomes": tally(&results) } });
         println!("{summary}");
     } else {
-        println!("visorsim explore --op {} --seed {} --reorder {} --max-tears {}{}", args.op, args.seed, args.reorder, args.max_tears, args.shard.map(|(i, n)| format!(" --shard {i}/{n}")).unwrap_or_default());
-        println!("operation: {writes} writes, {flushes} flushes; {} crash states checked in {seconds:.2} s ({:.0}/s)", results.len(), results.len() as f64 / seconds.max(1e-9));
+        println!(
+            "visorsim explore --op {} --seed {} --reorder {} --max-tears {}{}",
+            args.op,
+            args.seed,
+            args.reorder,
+            args.max_tears,
+            args.shard.map(|(i, n)| format!(" --shard {i}/{n}")).unwrap_or_default()
+        );
+        println!(
+            "operation: {writes} writes, {flushes} flushes; {} crash states checked in {seconds:.2} s ({:.0}/s)",
+            results.len(),
+            results.len() as f64 / seconds.max(1e-9)
+        );
         print!("{}", render_table(&results));
         print_windows(&results);
     }
     if let Some(dir) = &args.reproducers {
-        let written = write_reproducers(&exploration, &results, dir).context(|| format!("Writing reproducers into {}", dir.display()))?;
+        let written = write_reproducers(&exploration, &results, dir)
+            .context(|| format!("Writing reproducers into {}", dir.display()))?;
         for path in written {
             eprintln!("reproducer: {path}");
         }
@@ -138,12 +151,14 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
             if line.trim().is_empty() {
                 continue;
             }
-            let value: serde_json::Value = serde_json::from_str(&line).map_err(|e| Failure::msg(format!("{}:{}: {e}", path.display(), n + 1)))?;
+            let value: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| Failure::msg(format!("{}:{}: {e}", path.display(), n + 1)))?;
             if let Some(summary) = value.get("summary") {
                 seconds += summary["seconds"].as_f64().unwrap_or(0.0);
                 continue;
             }
-            let r: StateResult = serde_json::from_value(value).map_err(|e| Failure::msg(format!("{}:{}: {e}", path.display(), n + 1)))?;
+            let r: StateResult = serde_json::from_value(value)
+                .map_err(|e| Failure::msg(format!("{}:{}: {e}", path.display(), n + 1)))?;
             results.push(r);
         }
     }

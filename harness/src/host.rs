@@ -129,14 +129,16 @@ fn load(image: &Path) -> Result<Host, Failure> {
 fn save(image: &Path, host: &Host) -> Result<(), Failure> {
     let path = sidecar(image);
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(host).expect("serialisable")).context(|| format!("Writing {}", tmp.display()))?;
+    fs::write(&tmp, serde_json::to_vec_pretty(host).expect("serialisable"))
+        .context(|| format!("Writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).context(|| format!("Renaming into {}", path.display()))
 }
 
 /// Runs one host step.
 pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
     let mut host = load(&args.image)?;
-    let mut disk = FileDisk::open(&args.image, SectorSize::S512).context(|| format!("Opening {}", args.image.display()))?;
+    let mut disk =
+        FileDisk::open(&args.image, SectorSize::S512).context(|| format!("Opening {}", args.image.display()))?;
     let before = host.timeline.len();
     let mut code = ExitCode::SUCCESS;
     let result: Result<(), String> = match args.step {
@@ -168,8 +170,15 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
         }
         Step::Backup => host.backup(&mut disk, false).map_err(|e| e.to_string()),
         Step::Upgrade { build_number, version, seed, payload_mb, broken } => {
-            let spec = ImageSpec { version, build_number, seed, payload: PayloadSize::Compressed(payload_mb * 1_000_000), hostname: "esxi-01".into() };
-            let mut image = SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {}).context(|| "Building the new image".into())?;
+            let spec = ImageSpec {
+                version,
+                build_number,
+                seed,
+                payload: PayloadSize::Compressed(payload_mb * 1_000_000),
+                hostname: "esxi-01".into(),
+            };
+            let mut image = SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {})
+                .context(|| "Building the new image".into())?;
             if let Some(name) = broken {
                 break_module(&mut image, &name)?;
             }
@@ -197,7 +206,12 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
             } else {
                 println!("time     {}", host.clock.now().rfc3339());
                 match &host.running {
-                    Some(r) => println!("running  BANK{} build {} (hostname {})", r.bank, r.build, host.etc.hostname().unwrap_or_default()),
+                    Some(r) => println!(
+                        "running  BANK{} build {} (hostname {})",
+                        r.bank,
+                        r.build,
+                        host.etc.hostname().unwrap_or_default()
+                    ),
                     None => println!("running  nothing (powered off)"),
                 }
                 println!("banks    {}", banks.iter().map(|b| b.short()).collect::<Vec<_>>().join("  "));
@@ -221,7 +235,11 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
 
 /// Corrupts a module of an image (flips a byte of its deflate data).
 pub fn break_module(image: &mut SystemImage, name: &str) -> Result<(), Failure> {
-    let file = image.files.iter_mut().find(|f| f.name == name).ok_or_else(|| Failure::msg(format!("the image has no module {name}")))?;
+    let file = image
+        .files
+        .iter_mut()
+        .find(|f| f.name == name)
+        .ok_or_else(|| Failure::msg(format!("the image has no module {name}")))?;
     let n = file.data.len();
     file.data[n / 2] ^= 0xFF;
     file.data[n - 8] ^= 0xFF;

@@ -26,11 +26,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     for path in &args.files {
         let scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let result = visorsim_scenario::run(&scenario, base).map_err(|e| Failure::msg(format!("{}: {e}", path.display())))?;
+        let result =
+            visorsim_scenario::run(&scenario, base).map_err(|e| Failure::msg(format!("{}: {e}", path.display())))?;
         if args.json {
             println!("{}", serde_json::to_string(&result).expect("serialisable"));
         } else {
-            println!("== {}{}", path.display(), if scenario.description.is_empty() { String::new() } else { format!(": {}", scenario.description) });
+            println!(
+                "== {}{}",
+                path.display(),
+                if scenario.description.is_empty() { String::new() } else { format!(": {}", scenario.description) }
+            );
             print!("{}", result.render());
             println!("{}", if result.passed() { "PASS" } else { "FAIL" });
         }

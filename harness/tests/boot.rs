@@ -24,7 +24,13 @@ fn copy_fixture(dir: &Path) -> PathBuf {
 /// Writes a new build into bank 6, as an upgrade would: its boot.cfg gets
 /// `updated=2` and `bootstate=<state>`; `damage` may break a file first.
 fn stage_bank6(image: &Path, state: u8, damage: impl FnOnce(&mut Vec<ImageFile>)) -> String {
-    let spec = ImageSpec { version: "6.7.0".into(), build_number: 9999999, seed: 8, payload: PayloadSize::Compressed(1_000_000), hostname: "esxi-01".into() };
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 9999999,
+        seed: 8,
+        payload: PayloadSize::Compressed(1_000_000),
+        hostname: "esxi-01".into(),
+    };
     let image_files = SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap();
     let mut cfg = image_files.boot_cfg.clone();
     cfg.bootstate = i32::from(state);
@@ -200,8 +206,20 @@ fn boot_with_module(name: &str, bytes: Vec<u8>) -> (i32, Value) {
 }
 
 fn original(name: &str) -> Vec<u8> {
-    let spec = ImageSpec { version: "6.7.0".into(), build_number: 9999999, seed: 8, payload: PayloadSize::Compressed(1_000_000), hostname: "esxi-01".into() };
-    SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap().files.into_iter().find(|f| f.name == name).unwrap().data
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 9999999,
+        seed: 8,
+        payload: PayloadSize::Compressed(1_000_000),
+        hostname: "esxi-01".into(),
+    };
+    SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {})
+        .unwrap()
+        .files
+        .into_iter()
+        .find(|f| f.name == name)
+        .unwrap()
+        .data
 }
 
 fn set_isize(data: &mut [u8], isize: u32) {
@@ -269,12 +287,17 @@ fn garbage_and_huge_boot_cfg() {
     let plan = Layout::Esxi6.plan(None).unwrap();
     let garbage: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
     let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
-    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: garbage }]).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: garbage }])
+        .unwrap();
     drop(disk);
     let (code, r) = boot_json(&image, &[]);
     assert_eq!((code, r["selected"].as_u64()), (0, Some(5)), "a garbage boot.cfg drops that bank only: {r}");
     // A 10 MB boot.cfg: read and parsed whole; the settings at its end count.
-    let mut big = format!("bootstate=0\nkernel=b.b00\nmodules=k.b00\n{}", "# padding line of a very long boot.cfg\n".repeat(260_000)).into_bytes();
+    let mut big = format!(
+        "bootstate=0\nkernel=b.b00\nmodules=k.b00\n{}",
+        "# padding line of a very long boot.cfg\n".repeat(260_000)
+    )
+    .into_bytes();
     big.extend_from_slice(b"build=7.0.0-1\nupdated=9\n");
     assert!(big.len() > 10_000_000);
     let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
@@ -293,7 +316,8 @@ fn build_that_does_not_start_with_a_digit_fails_to_chainload() {
     let plan = Layout::Esxi6.plan(None).unwrap();
     let cfg = "bootstate=0\nkernel=b.b00\nbuild=ESXi-7.0\nupdated=9\n";
     let mut disk = FileDisk::open(&image, SectorSize::S512).unwrap();
-    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: cfg.into() }]).unwrap();
+    write_files(&mut disk, plan.partition(6).unwrap(), &[ImageFile { name: "boot.cfg".into(), data: cfg.into() }])
+        .unwrap();
     drop(disk);
     let (code, r) = boot_json(&image, &[]);
     assert_eq!((code, r["outcome"].as_str()), (6, Some("chainload_failed")));

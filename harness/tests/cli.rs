@@ -159,7 +159,8 @@ fn export_qcow2_passes_qemu_img_check() {
     }
     let dir = tempfile::tempdir().unwrap();
     let qcow2 = dir.path().join("disk.qcow2");
-    let out = visorsim(&["export", esxi6().image.to_str().unwrap(), "--format", "qcow2", "--out", qcow2.to_str().unwrap()]);
+    let out =
+        visorsim(&["export", esxi6().image.to_str().unwrap(), "--format", "qcow2", "--out", qcow2.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (ok, text) = run_tool("qemu-img", &["check", qcow2.to_str().unwrap()]);
     assert!(ok && text.contains("No errors were found"), "qemu-img check: {text}");
@@ -192,7 +193,17 @@ fn four_kn_disk_is_a_clean_fat16_with_the_uuid_at_4096() {
     }
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("4kn.img");
-    let out = visorsim(&["build", "--layout", "esxi6", "--sector-size", "4096", "--out", image.to_str().unwrap(), "--payload-mb", "1"]);
+    let out = visorsim(&[
+        "build",
+        "--layout",
+        "esxi6",
+        "--sector-size",
+        "4096",
+        "--out",
+        image.to_str().unwrap(),
+        "--payload-mb",
+        "1",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = visorsim(&["inspect", "--json", "--sector-size", "4096", image.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));

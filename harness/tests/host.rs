@@ -65,7 +65,10 @@ fn run_reports_bad_files_and_unmet_expectations() {
     let out = visorsim(&["run", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("bad.json:3:") && err.contains("unknown field `shfit_r`") && err.contains("expected one of"), "{err}");
+    assert!(
+        err.contains("bad.json:3:") && err.contains("unknown field `shfit_r`") && err.contains("expected one of"),
+        "{err}"
+    );
     let unmet = dir.path().join("unmet.json");
     fs::write(&unmet, r#"{"disk": {}, "steps": [{"boot": {}}, {"expect": {"booted_bank": 6}}]}"#).unwrap();
     let out = visorsim(&["run", unmet.to_str().unwrap()]);
@@ -87,6 +90,12 @@ fn explore_shards_merge_into_the_whole() {
     let whole = visorsim(&["explore", "--op", "boot", "--fsck-every", "0"]);
     let merged = visorsim(&["report", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
     assert!(merged.status.success(), "{}", stderr(&merged));
-    let table = |text: &str| text.lines().filter(|l| l.contains(": ")).filter(|l| l.trim_start().starts_with(char::is_numeric)).map(str::to_owned).collect::<Vec<_>>();
+    let table = |text: &str| {
+        text.lines()
+            .filter(|l| l.contains(": "))
+            .filter(|l| l.trim_start().starts_with(char::is_numeric))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(table(&stdout(&merged)), table(&stdout(&whole)), "{}\n---\n{}", stdout(&merged), stdout(&whole));
 }

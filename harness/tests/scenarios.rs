@@ -26,11 +26,13 @@ fn main() {
     let trials = files
         .into_iter()
         .map(|path| {
-            let name = path.strip_prefix(&root).unwrap_or(&path).with_extension("").display().to_string().replace('/', "::");
+            let name =
+                path.strip_prefix(&root).unwrap_or(&path).with_extension("").display().to_string().replace('/', "::");
             Trial::test(name, move || {
                 let scenario = visorsim_scenario::load_file(&path).map_err(|e| Failed::from(e.to_string()))?;
                 let base = path.parent().unwrap_or(Path::new("."));
-                let result = visorsim_scenario::run(&scenario, base).map_err(|e| Failed::from(format!("{}: {e}", path.display())))?;
+                let result = visorsim_scenario::run(&scenario, base)
+                    .map_err(|e| Failed::from(format!("{}: {e}", path.display())))?;
                 if result.passed() {
                     Ok(())
                 } else {

@@ -30,7 +30,9 @@ use visorsim_media::vmfat::{self, VmfatUuid};
 use crate::bootcfg::MbootConfig;
 use crate::load::{load_modules, md5_hex, LoadError, LoadOptions, LoadedModule};
 use crate::mboot::{self, AfterFailure, ModuleSpec};
-use crate::safeboot::{self, Answer, Decision, Level, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict};
+use crate::safeboot::{
+    self, Answer, Decision, Level, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict,
+};
 use crate::status::{self, EsxStatus};
 use crate::volume::{scan_volumes, PartKind, Volume};
 
@@ -177,7 +179,11 @@ struct BankIo {
 }
 
 /// Probes every partition and returns the facts plus what is needed to write.
-fn probe<D: BlockDevice>(dev: &mut D, volumes: &[Volume], max: u32) -> (Vec<PartitionFacts>, Vec<PartitionScan>, Vec<BankIo>) {
+fn probe<D: BlockDevice>(
+    dev: &mut D,
+    volumes: &[Volume],
+    max: u32,
+) -> (Vec<PartitionFacts>, Vec<PartitionScan>, Vec<BankIo>) {
     let mut facts = Vec::new();
     let mut scans = Vec::new();
     let mut banks = Vec::new();
@@ -206,7 +212,9 @@ fn probe_volume<D: BlockDevice>(dev: &mut D, v: &Volume, banks: &mut Vec<BankIo>
         Ok(None) => return (Probe::NoUuid, "skipped: no bank UUID (\"VMWARE FAT16    \" not in sector 1)".into()),
         Err(e) => return (Probe::NoUuid, format!("skipped: sector 1 unreadable: {e}")),
     };
-    let no_config = |reason: String| (Probe::NoConfig { reason: reason.clone() }, format!("skipped: no valid configuration file: {reason}"));
+    let no_config = |reason: String| {
+        (Probe::NoConfig { reason: reason.clone() }, format!("skipped: no valid configuration file: {reason}"))
+    };
     let reader = match FatReader::open(dev, v.first_lba, v.sectors) {
         Ok(r) => r,
         Err(e) => return no_config(e.to_string()),
@@ -252,7 +260,11 @@ fn write_digit<D: BlockDevice>(dev: &mut D, bank: &BankIo, write: &StateWrite) -
     dev.flush().map_err(fail)
 }
 
-fn safeboot_pass<D: BlockDevice>(dev: &mut D, options: SafebootOptions, log: &mut Vec<LogLine>) -> (Pass, Vec<BankIo>, &'static str, Option<String>) {
+fn safeboot_pass<D: BlockDevice>(
+    dev: &mut D,
+    options: SafebootOptions,
+    log: &mut Vec<LogLine>,
+) -> (Pass, Vec<BankIo>, &'static str, Option<String>) {
     let table = scan_volumes(dev);
     let (facts, partitions, banks) = probe(dev, &table.volumes, table.max_number);
     let decision = safeboot::decide(&facts, options, &mut |w| {
@@ -267,7 +279,9 @@ fn safeboot_pass<D: BlockDevice>(dev: &mut D, options: SafebootOptions, log: &mu
 pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Option<&mut ModuleCache>) -> BootReport {
     let mut log = Vec::new();
     let first = match options.shift_r {
-        ShiftR::AtSafeboot(answer) => SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error },
+        ShiftR::AtSafeboot(answer) => {
+            SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error }
+        }
         _ => SafebootOptions { rollback: None, fake_write_error: options.fake_write_error },
     };
     let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, &mut log);
@@ -323,7 +337,10 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
                     // Shift+R during "Automatic boot in N seconds": mboot
                     // returns to safeboot, which scans again with the
                     // rollback request, after pass 1's writes are on disk.
-                    log.push(LogLine { level: Level::Info, text: "Shift+R pressed: returning to safeboot for a rollback.".into() });
+                    log.push(LogLine {
+                        level: Level::Info,
+                        text: "Shift+R pressed: returning to safeboot for a rollback.".into(),
+                    });
                     let opts = SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error };
                     let (pass, new_banks, _, _) = safeboot_pass(dev, opts, &mut log);
                     report.passes.push(pass);
@@ -368,14 +385,20 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
 }
 
 fn read_mboot_config<D: BlockDevice>(dev: &mut D, bank: &BankIo) -> Result<MbootConfig, mboot::Fatal> {
-    let text = bank
-        .reader
-        .read(dev, &bank.boot_cfg, MAX_BOOT_CFG)
-        .map_err(|e| mboot::Fatal { status: status::DEVICE_ERROR, lines: vec![format!("Could not read /boot.cfg: {e}")] })?;
+    let text = bank.reader.read(dev, &bank.boot_cfg, MAX_BOOT_CFG).map_err(|e| mboot::Fatal {
+        status: status::DEVICE_ERROR,
+        lines: vec![format!("Could not read /boot.cfg: {e}")],
+    })?;
     MbootConfig::parse(&text).map_err(|e| mboot::Fatal { status: status::SYNTAX, lines: vec![e.to_string()] })
 }
 
-fn fail(report: &mut BootReport, log: &mut Vec<LogLine>, fatal: mboot::Fatal, module: Option<String>, config: Option<&MbootConfig>) {
+fn fail(
+    report: &mut BootReport,
+    log: &mut Vec<LogLine>,
+    fatal: mboot::Fatal,
+    module: Option<String>,
+    config: Option<&MbootConfig>,
+) {
     for line in fatal.lines {
         log.push(LogLine { level: Level::Error, text: line });
     }
@@ -478,7 +501,11 @@ fn load_all<D: BlockDevice>(
 
 /// A module's content identity: its size and the device's token for each
 /// cluster run (only devices with tokens, such as memory disks, have one).
-fn content_key<D: BlockDevice>(dev: &D, file: &FatFile, runs: &[visorsim_media::fatread::SectorRun]) -> Option<ModuleKey> {
+fn content_key<D: BlockDevice>(
+    dev: &D,
+    file: &FatFile,
+    runs: &[visorsim_media::fatread::SectorRun],
+) -> Option<ModuleKey> {
     let tokens = runs.iter().map(|r| dev.content_token(r.lba, r.sectors)).collect::<Option<Vec<_>>>()?;
     Some(ModuleKey { size: file.size, tokens })
 }

@@ -575,7 +575,10 @@ mod tests {
         assert_eq!(locate_bootstate(b"boot=1\nbootstat=1\n"), WriterSlot::NotFound);
         assert_eq!(locate_bootstate(b"\xEF\xBB\xBFbootstate=3\n"), WriterSlot::NotFound);
         assert_eq!(locate_bootstate(b"kernelopt=bootstate=1\n# bootstate=1\nbootstate_old=1\n"), WriterSlot::NotFound);
-        assert_eq!(locate_bootstate(b"kernelopt=bootstate=1\n  bootstate=2\n"), WriterSlot::At { offset: 34, digit: b'2' });
+        assert_eq!(
+            locate_bootstate(b"kernelopt=bootstate=1\n  bootstate=2\n"),
+            WriterSlot::At { offset: 34, digit: b'2' }
+        );
     }
 
     #[test]

@@ -13,11 +13,11 @@
 //!   status    esx-boot's status codes
 //! ```
 
+pub mod boot;
 pub mod bootcfg;
 pub mod gzip;
 pub mod load;
-pub mod status;
-pub mod safeboot;
-pub mod volume;
 pub mod mboot;
-pub mod boot;
+pub mod safeboot;
+pub mod status;
+pub mod volume;

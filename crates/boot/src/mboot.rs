@@ -35,7 +35,10 @@ pub fn module_specs(config: &MbootConfig) -> Result<Vec<ModuleSpec>, Fatal> {
         return Err(Fatal { status: status::ABORTED, lines: vec!["skip is set: boot aborted.".to_owned()] });
     }
     let Some(kernel) = config.kernel.as_deref().filter(|k| !k.is_empty()) else {
-        return Err(Fatal { status: status::INVALID_PARAMETER, lines: vec!["kernel=<FILEPATH> must be set".to_owned()] });
+        return Err(Fatal {
+            status: status::INVALID_PARAMETER,
+            lines: vec!["kernel=<FILEPATH> must be set".to_owned()],
+        });
     };
     let prefix = config.prefix.as_deref().unwrap_or("");
     let mut specs = vec![ModuleSpec {
@@ -92,20 +95,19 @@ const MULTIBOOT_SEARCH: usize = 8192;
 /// its first 8 KiB. visorsim does not model the ESXBootInfo header of newer
 /// kernels; its synthetic kernels carry Multiboot.
 pub fn check_kernel(image: &[u8]) -> Result<(), Fatal> {
-    let invalid = || Fatal { status: status::BAD_TYPE, lines: vec!["kernel is either invalid or corrupted.".to_owned()] };
+    let invalid =
+        || Fatal { status: status::BAD_TYPE, lines: vec!["kernel is either invalid or corrupted.".to_owned()] };
     if image.len() < 64 || &image[..4] != b"\x7fELF" || !matches!(image[4], 1 | 2) || image[5] != 1 {
         return Err(invalid());
     }
     let window = &image[..image.len().min(MULTIBOOT_SEARCH)];
     let found = window.chunks_exact(4).enumerate().any(|(i, word)| {
         let at = i * 4;
-        u32::from_le_bytes([word[0], word[1], word[2], word[3]]) == MULTIBOOT_MAGIC
-            && at + 12 <= window.len()
-            && {
-                let flags = u32::from_le_bytes(window[at + 4..at + 8].try_into().expect("4"));
-                let sum = u32::from_le_bytes(window[at + 8..at + 12].try_into().expect("4"));
-                MULTIBOOT_MAGIC.wrapping_add(flags).wrapping_add(sum) == 0
-            }
+        u32::from_le_bytes([word[0], word[1], word[2], word[3]]) == MULTIBOOT_MAGIC && at + 12 <= window.len() && {
+            let flags = u32::from_le_bytes(window[at + 4..at + 8].try_into().expect("4"));
+            let sum = u32::from_le_bytes(window[at + 8..at + 12].try_into().expect("4"));
+            MULTIBOOT_MAGIC.wrapping_add(flags).wrapping_add(sum) == 0
+        }
     });
     if found {
         Ok(())
@@ -177,7 +179,8 @@ mod tests {
 
     #[test]
     fn kernel_check() {
-        assert!(check_kernel(b"not an elf at all, just some bytes that are long enough to pass the size check....").is_err());
+        assert!(check_kernel(b"not an elf at all, just some bytes that are long enough to pass the size check....")
+            .is_err());
         let mut elf = vec![0u8; 4096];
         elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
         assert!(check_kernel(&elf).is_err(), "no Multiboot header");

@@ -270,7 +270,8 @@ pub fn decide(
     options: SafebootOptions,
     disk: &mut dyn FnMut(&StateWrite) -> Result<(), EsxStatus>,
 ) -> Decision {
-    let mut pass = Pass { log: Vec::new(), writes: Vec::new(), countdowns: 0, fake_write_error: options.fake_write_error, disk };
+    let mut pass =
+        Pass { log: Vec::new(), writes: Vec::new(), countdowns: 0, fake_write_error: options.fake_write_error, disk };
     let mut banks: Vec<(BankState, WriterSlot)> = Vec::new();
     let mut skipped = Vec::new();
     let mut rollback = false;
@@ -338,7 +339,10 @@ pub fn decide(
             ),
         );
         if target != state {
-            pass.log(Level::Debug, format!("BANK{n}: updating boot state from {} to {}.", state_name(state), state_name(target)));
+            pass.log(
+                Level::Debug,
+                format!("BANK{n}: updating boot state from {} to {}.", state_name(state), state_name(target)),
+            );
             if pass.set_state(n, writer, target as u8, WriteReason::Scan).is_err() {
                 // `bank_scan` shows the countdown and drops the partition.
                 pass.countdowns += 1;

@@ -64,7 +64,12 @@ pub fn scan_volumes<D: BlockDevice>(dev: &mut D) -> VolumeTable {
     let ss = dev.sector_size().len();
     let mut lba0 = vec![0u8; ss];
     if let Err(e) = dev.read_sectors(0, &mut lba0) {
-        return VolumeTable { scheme: "mbr", error: Some(format!("cannot read LBA 0: {e}")), max_number: 0, volumes: Vec::new() };
+        return VolumeTable {
+            scheme: "mbr",
+            error: Some(format!("cannot read LBA 0: {e}")),
+            max_number: 0,
+            volumes: Vec::new(),
+        };
     }
     let entry1 = &lba0[446..462];
     let protective = entry1[4] == 0xEE && le32(&entry1[8..]) == 1 && entry1[0] == 0;

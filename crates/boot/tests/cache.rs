@@ -9,7 +9,13 @@ use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImag
 use visorsim_media::layout::Layout;
 
 fn disk() -> (MemDisk, SystemImage) {
-    let spec = ImageSpec { version: "6.7.0".into(), build_number: 1, seed: 5, payload: PayloadSize::Compressed(300_000), hostname: "h".into() };
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 1,
+        seed: 5,
+        payload: PayloadSize::Compressed(300_000),
+        hostname: "h".into(),
+    };
     let image = SystemImage::build(&spec, None, &mut |_, _| {}).unwrap();
     let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 5 };
     (install_fresh(&image, &options).unwrap().0, image)
@@ -55,7 +61,11 @@ fn a_changed_module_is_loaded_again_and_its_failure_reported() {
     files.push(ImageFile { name: "boot.cfg".into(), data: cfg.render().into_bytes() });
     write_files(&mut changed, Layout::Esxi6.plan(None).unwrap().partition(5).unwrap(), &files).unwrap();
     let report = boot(&mut changed, &options, Some(&mut cache));
-    assert!(matches!(report.outcome, Outcome::LoadFailed { ref module, .. } if module.as_deref() == Some("s.v00")), "{:?}", report.outcome);
+    assert!(
+        matches!(report.outcome, Outcome::LoadFailed { ref module, .. } if module.as_deref() == Some("s.v00")),
+        "{:?}",
+        report.outcome
+    );
     // The untouched original still boots warm.
     let again = boot(&mut disk.fork(), &options, Some(&mut cache));
     assert_eq!(again.outcome, Outcome::Booted);

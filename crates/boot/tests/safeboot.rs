@@ -110,7 +110,9 @@ fn state_1_becomes_dirty_written_and_bootable() {
     assert!(bank(&d, 6).upgrading);
     assert_eq!(booted(&d), Some(6));
     assert!(disk.text(6).starts_with("bootstate=2"));
-    assert!(matches!(&d.verdict, Verdict::Chainload { title, rollback: false, .. } if title == "Please wait while VMware Hypervisor is initializing..."));
+    assert!(
+        matches!(&d.verdict, Verdict::Chainload { title, rollback: false, .. } if title == "Please wait while VMware Hypervisor is initializing...")
+    );
 }
 
 #[test]
@@ -277,7 +279,8 @@ fn scan_stops_after_three_banks() {
 
 #[test]
 fn skipped_partitions_do_not_use_a_slot() {
-    let mut disk = Disk::new(&[(1, "bootstate=0 # x\n"), (2, &cfg("0", "1")), (3, &cfg("0", "2")), (5, &cfg("0", "3"))]);
+    let mut disk =
+        Disk::new(&[(1, "bootstate=0 # x\n"), (2, &cfg("0", "1")), (3, &cfg("0", "2")), (5, &cfg("0", "3"))]);
     disk.parts.push((4, None));
     let d = disk.boot(normal());
     assert_eq!(d.banks.iter().map(|b| b.number).collect::<Vec<_>>(), [2, 3, 5]);
@@ -289,7 +292,10 @@ fn skipped_partitions_do_not_use_a_slot() {
 #[test]
 fn ties_go_to_the_lowest_partition_number() {
     assert_eq!(booted(&Disk::new(&[(5, &cfg("0", "3")), (6, &cfg("0", "3"))]).boot(normal())), Some(5));
-    assert_eq!(booted(&Disk::new(&[(5, &cfg("0", "2")), (6, &cfg("0", "3")), (7, &cfg("0", "3"))]).boot(normal())), Some(6));
+    assert_eq!(
+        booted(&Disk::new(&[(5, &cfg("0", "2")), (6, &cfg("0", "3")), (7, &cfg("0", "3"))]).boot(normal())),
+        Some(6)
+    );
 }
 
 #[test]
@@ -395,7 +401,15 @@ fn no_hypervisor_means_no_rollback_prompt() {
 
 fn arb_bank() -> impl Strategy<Value = String> {
     (
-        prop_oneof![Just("0".to_owned()), Just("1".to_owned()), Just("2".to_owned()), Just("3".to_owned()), Just("4".to_owned()), Just("-1".to_owned()), Just(String::new())],
+        prop_oneof![
+            Just("0".to_owned()),
+            Just("1".to_owned()),
+            Just("2".to_owned()),
+            Just("3".to_owned()),
+            Just("4".to_owned()),
+            Just("-1".to_owned()),
+            Just(String::new())
+        ],
         prop_oneof![Just(0u32), 1u32..5, Just(u32::MAX)],
         prop::bool::ANY,
         prop::bool::weighted(0.1),

@@ -76,7 +76,11 @@ pub fn list<D: BlockDevice>(dev: &mut D, bank: &BankLocation, dir: Option<&str>)
                 .iter()
                 .filter_map(|(name, data)| {
                     let rest = name.strip_prefix(&prefix)?;
-                    (!rest.contains('/')).then(|| BankEntry { name: rest.to_owned(), size: data.len() as u64, is_dir: false })
+                    (!rest.contains('/')).then(|| BankEntry {
+                        name: rest.to_owned(),
+                        size: data.len() as u64,
+                        is_dir: false,
+                    })
                 })
                 .collect())
         }
@@ -148,12 +152,12 @@ pub fn remove<D: BlockDevice>(dev: &mut D, bank: &mut BankLocation, name: &str) 
             files.remove(name);
             Ok(())
         }
-        BankLocation::Partition { first_lba, sectors, .. } => with_fs(dev, *first_lba, *sectors, |fs| {
-            match fs.root_dir().remove(name) {
+        BankLocation::Partition { first_lba, sectors, .. } => {
+            with_fs(dev, *first_lba, *sectors, |fs| match fs.root_dir().remove(name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
                 other => other,
-            }
-        }),
+            })
+        }
     }
 }
 
@@ -168,12 +172,8 @@ pub fn remove_dir<D: BlockDevice>(dev: &mut D, bank: &mut BankLocation, dir: &st
         BankLocation::Partition { first_lba, sectors, .. } => with_fs(dev, *first_lba, *sectors, |fs| {
             let root = fs.root_dir();
             let Ok(d) = root.open_dir(dir) else { return Ok(()) };
-            let names: Vec<String> = d
-                .iter()
-                .filter_map(|e| e.ok())
-                .map(|e| e.file_name())
-                .filter(|n| n != "." && n != "..")
-                .collect();
+            let names: Vec<String> =
+                d.iter().filter_map(|e| e.ok()).map(|e| e.file_name()).filter(|n| n != "." && n != "..").collect();
             for n in names {
                 d.remove(&n)?;
             }
@@ -202,7 +202,13 @@ pub fn mkdir<D: BlockDevice>(dev: &mut D, bank: &mut BankLocation, dir: &str) ->
 
 /// `mv src dir/dst` (into a subdirectory; fatfs does this as Linux does:
 /// new entry in the target directory, then the old one deleted).
-pub fn move_into<D: BlockDevice>(dev: &mut D, bank: &mut BankLocation, src: &str, dir: &str, dst: &str) -> io::Result<()> {
+pub fn move_into<D: BlockDevice>(
+    dev: &mut D,
+    bank: &mut BankLocation,
+    src: &str,
+    dir: &str,
+    dst: &str,
+) -> io::Result<()> {
     match bank {
         BankLocation::Ram(files) => {
             let data = files.remove(src).ok_or_else(|| not_found(src))?;

@@ -112,7 +112,14 @@ impl Host {
     pub fn new(seed: u64, start: SimTime) -> Host {
         let mut clock = Clock::default();
         clock.set(start);
-        Host { clock, etc: EtcTree::defaults("localhost", seed, start), running: None, seed, next_pid: 1000, timeline: Vec::new() }
+        Host {
+            clock,
+            etc: EtcTree::defaults("localhost", seed, start),
+            running: None,
+            seed,
+            next_pid: 1000,
+            timeline: Vec::new(),
+        }
     }
 
     fn event(&mut self, kind: &str, text: impl Into<String>) {
@@ -125,11 +132,20 @@ impl Host {
     }
 
     /// Powers on: the bootloader runs, then (if it booted) the host comes up.
-    pub fn boot<D: BlockDevice>(&mut self, dev: &mut D, options: &HostBootOptions, cache: Option<&mut ModuleCache>) -> BootReport {
+    pub fn boot<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        options: &HostBootOptions,
+        cache: Option<&mut ModuleCache>,
+    ) -> BootReport {
         self.running = None;
         let report = boot(dev, &options.loader, cache);
         let summary = match &report.outcome {
-            Outcome::Booted => format!("bootloader chose BANK{} build {}", report.selected.unwrap_or(0), report.build.as_deref().unwrap_or("?")),
+            Outcome::Booted => format!(
+                "bootloader chose BANK{} build {}",
+                report.selected.unwrap_or(0),
+                report.build.as_deref().unwrap_or("?")
+            ),
             Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
             Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0)),
             Outcome::LoadFailed { status, module } => {
@@ -143,7 +159,11 @@ impl Host {
         let number = report.selected.expect("booted");
         let volumes = scan_volumes(dev).volumes;
         let location = |n: u32| {
-            volumes.iter().find(|v| v.number == n).map(|v| BankLocation::Partition { number: n, first_lba: v.first_lba, sectors: v.sectors })
+            volumes.iter().find(|v| v.number == n).map(|v| BankLocation::Partition {
+                number: n,
+                first_lba: v.first_lba,
+                sectors: v.sectors,
+            })
         };
         let last = report.passes.last().expect("a pass");
         let state = last.decision.banks.iter().find(|b| b.number == number).expect("selected bank").clone();
@@ -175,7 +195,10 @@ impl Host {
             }
             self.confirm_boot(dev);
         }
-        self.event("up", format!("host {} up on build {}", self.etc.hostname().unwrap_or_default(), state.build.unwrap_or_default()));
+        self.event(
+            "up",
+            format!("host {} up on build {}", self.etc.hostname().unwrap_or_default(), state.build.unwrap_or_default()),
+        );
         report
     }
 
@@ -188,7 +211,13 @@ impl Host {
         match restored {
             Ok(files) => {
                 self.etc = EtcTree::from_files(files);
-                self.event("restore", format!("/etc restored from /bootbank/state.tgz (backup counter {})", self.etc.backup_counter().unwrap_or(0)));
+                self.event(
+                    "restore",
+                    format!(
+                        "/etc restored from /bootbank/state.tgz (backup counter {})",
+                        self.etc.backup_counter().unwrap_or(0)
+                    ),
+                );
             }
             Err(why) => {
                 self.etc = EtcTree::defaults("localhost", self.seed, self.clock.now());
@@ -299,7 +328,9 @@ impl Host {
             Ok(files) => EtcTree::from_files(files),
             Err(_) => {
                 // auto-backup.sh exits here without regenerating the archive.
-                return Err(self.alert_backup("Unable to extract system configuration.  Are you out of disk space?".to_owned()));
+                return Err(
+                    self.alert_backup("Unable to extract system configuration.  Are you out of disk space?".to_owned())
+                );
             }
         };
         if self.etc.diff(&saved).is_empty() {
@@ -331,7 +362,8 @@ impl Host {
             return Err(self.alert_backup(format!("Error ({rc}) saving state to /bootbank")));
         }
         self.set_running_bootbank(target.clone());
-        let mut notes = format!("backup.sh {}: state.tgz saved to /bootbank (counter {counter})", u8::from(is_shutdown));
+        let mut notes =
+            format!("backup.sh {}: state.tgz saved to /bootbank (counter {counter})", u8::from(is_shutdown));
         // Step 5: at shutdown, an upgrade staged in the alt bank gets the configuration too.
         if is_shutdown {
             if let Some(mut alt) = running.altbootbank.clone() {
@@ -368,7 +400,10 @@ impl Host {
     /// local.tgz.$$ → state.$$/local.tgz → state.tgz.$$ → mv -f state.tgz, sync.
     fn save_state<D: BlockDevice>(&mut self, dev: &mut D, bank: &mut BankLocation, pid: u32) -> Result<(), i32> {
         if let Ok(entries) = bank::list(dev, bank, None) {
-            for e in entries.iter().filter(|e| !e.is_dir && (e.name.starts_with("local.tgz.") || e.name.starts_with("state.tgz."))) {
+            for e in entries
+                .iter()
+                .filter(|e| !e.is_dir && (e.name.starts_with("local.tgz.") || e.name.starts_with("state.tgz.")))
+            {
                 let _ = bank::remove(dev, bank, &e.name);
             }
         }
@@ -435,10 +470,16 @@ impl Host {
         if cfg.modules.last().map(String::as_str) == Some("state.tgz") {
             return Ok(());
         }
-        let new: String = text
-            .lines()
-            .map(|l| if l.starts_with("modules=") { format!("{} --- state.tgz\n", l.trim_end()) } else { format!("{l}\n") })
-            .collect();
+        let new: String =
+            text.lines()
+                .map(|l| {
+                    if l.starts_with("modules=") {
+                        format!("{} --- state.tgz\n", l.trim_end())
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
         let tmp = format!("boot.cfg.{pid}");
         bank::write(dev, &mut bootbank, &tmp, new.as_bytes())?;
         bank::rename_replace(dev, &mut bootbank, &tmp, "boot.cfg")?;
@@ -505,13 +546,20 @@ impl Host {
             bank::sync(dev, &alt).map_err(|e| ("/altbootbank".to_owned(), e))
         })();
         if let Err((file, e)) = written {
-            let errno = if e.kind() == std::io::ErrorKind::StorageFull || e.to_string().contains("space") { "[Errno 28] No space left on device" } else { "[Errno 5] Input/output error" };
+            let errno = if e.kind() == std::io::ErrorKind::StorageFull || e.to_string().contains("space") {
+                "[Errno 28] No space left on device"
+            } else {
+                "[Errno 5] Input/output error"
+            };
             return Err(fail(self, format!("{errno}: '/altbootbank/{file}'")));
         }
         if let Some(r) = self.running.as_mut() {
             r.altbootbank = Some(alt);
         }
-        self.event("upgrade", format!("build {} staged in /altbootbank (updated={}, bootstate=1)", cfg.build, cfg.updated));
+        self.event(
+            "upgrade",
+            format!("build {} staged in /altbootbank (updated={}, bootstate=1)", cfg.build, cfg.updated),
+        );
         Ok(())
     }
 
@@ -525,7 +573,12 @@ impl Host {
     }
 
     /// Orderly reboot: shutdown (with its backup), then boot.
-    pub fn reboot<D: BlockDevice>(&mut self, dev: &mut D, options: &HostBootOptions, cache: Option<&mut ModuleCache>) -> BootReport {
+    pub fn reboot<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        options: &HostBootOptions,
+        cache: Option<&mut ModuleCache>,
+    ) -> BootReport {
         let _ = self.shutdown(dev);
         self.boot(dev, options, cache)
     }

@@ -13,7 +13,13 @@ use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn image(build_number: u32, seed: u64) -> SystemImage {
-    let spec = ImageSpec { version: "6.7.0".into(), build_number, seed, payload: PayloadSize::Compressed(200_000), hostname: "h".into() };
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number,
+        seed,
+        payload: PayloadSize::Compressed(200_000),
+        hostname: "h".into(),
+    };
     SystemImage::build(&spec, None, &mut |_, _| {}).unwrap()
 }
 
@@ -135,7 +141,11 @@ fn shutdown_after_upgrade_refreshes_the_staged_bank() {
     assert!(events(&host, "backup").iter().any(|e| e.contains("refreshed in /altbootbank")));
     host.boot(&mut disk, &HostBootOptions::default(), None);
     assert_eq!(host.running.as_ref().unwrap().bank, 6);
-    assert_eq!(host.etc.hostname().as_deref(), Some("after-upgrade"), "the change made after the upgrade reached the new bank");
+    assert_eq!(
+        host.etc.hostname().as_deref(),
+        Some("after-upgrade"),
+        "the change made after the upgrade reached the new bank"
+    );
 }
 
 #[test]
@@ -187,7 +197,10 @@ fn shift_r_after_a_confirmed_upgrade_returns_to_the_old_build() {
     let (mut disk, mut host) = up();
     host.upgrade(&mut disk, &image(2000, 4)).unwrap();
     host.reboot(&mut disk, &HostBootOptions::default(), None);
-    let shift = HostBootOptions { loader: BootOptions { shift_r: ShiftR::AtSafeboot(Answer::Yes), ..Default::default() }, ..Default::default() };
+    let shift = HostBootOptions {
+        loader: BootOptions { shift_r: ShiftR::AtSafeboot(Answer::Yes), ..Default::default() },
+        ..Default::default()
+    };
     let report = host.reboot(&mut disk, &shift, None);
     assert_eq!(report.selected, Some(5));
     assert_eq!(states(&mut disk)[1].1, Some(3));
@@ -204,7 +217,12 @@ fn archives_are_readable_by_tar() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = std::process::Command::new("tar").args(["tzf", "local.tgz"]).current_dir(dir.path()).output().unwrap();
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && listing.contains("etc/vmware/esx.conf") && listing.contains("etc/vmware/.backup.counter"), "{listing}");
+    assert!(
+        out.status.success()
+            && listing.contains("etc/vmware/esx.conf")
+            && listing.contains("etc/vmware/.backup.counter"),
+        "{listing}"
+    );
 }
 
 fn boot_with_state(state: Vec<u8>) -> Host {

@@ -17,7 +17,13 @@ fn peak_rss_bytes() -> u64 {
 #[test]
 fn eight_gib_disk_with_two_full_banks_costs_about_the_banks() {
     const GIB: u64 = 1 << 30;
-    let spec = ImageSpec { version: "6.7.0".into(), build_number: 1, seed: 3, payload: PayloadSize::Compressed(1 << 20), hostname: "mem".into() };
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 1,
+        seed: 3,
+        payload: PayloadSize::Compressed(1 << 20),
+        hostname: "mem".into(),
+    };
     let image = SystemImage::build(&spec, None, &mut |_, _| {}).unwrap();
     let plan = Layout::Esxi6.plan(Some(8 * GIB)).unwrap();
     let disk = MemDisk::with_size(plan.size, SectorSize::S512);

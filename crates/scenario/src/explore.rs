@@ -27,7 +27,10 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::{ModuleCache, Outcome};
-use visorsim_disk::{apply_crash_state, crash_states, BlockDevice, CrashSpace, CrashState, CrashWrite, LoggedIo, MemDisk, WriteLog};
+use visorsim_disk::SectorSize;
+use visorsim_disk::{
+    apply_crash_state, crash_states, BlockDevice, CrashSpace, CrashState, CrashWrite, LoggedIo, MemDisk, WriteLog,
+};
 use visorsim_host::bank;
 use visorsim_host::clock::SimTime;
 use visorsim_host::etc::EtcTree;
@@ -37,7 +40,6 @@ use visorsim_host::image::install::{install_fresh, InstallOptions};
 use visorsim_host::image::payload::default_cache_dir;
 use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
-use visorsim_disk::SectorSize;
 
 /// The operation whose crash points are explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +99,15 @@ pub struct ExploreOptions {
 
 impl Default for ExploreOptions {
     fn default() -> ExploreOptions {
-        ExploreOptions { op: Operation::Backup, seed: 1, payload_mb: 0.3, reorder: 1, max_tears: 2, shard: None, fsck_every: 0 }
+        ExploreOptions {
+            op: Operation::Backup,
+            seed: 1,
+            payload_mb: 0.3,
+            reorder: 1,
+            max_tears: 2,
+            shard: None,
+            fsck_every: 0,
+        }
     }
 }
 
@@ -221,7 +231,12 @@ impl Exploration {
         // restores it.
         let new_saved = etc_pairs(&host.etc);
         let (_, log) = recorder.into_parts();
-        let space = CrashSpace { reorder: options.reorder, max_tears: options.max_tears, max_states_per_cut: 64, sector_atomic: true };
+        let space = CrashSpace {
+            reorder: options.reorder,
+            max_tears: options.max_tears,
+            max_states_per_cut: 64,
+            sector_atomic: true,
+        };
         let states = crash_states(&log, base.sector_size().len(), &space);
         Ok(Exploration {
             base,
@@ -308,11 +323,8 @@ impl Exploration {
 
     /// Checks every state of this shard (in parallel on all cores).
     pub fn run(&self, options: &ExploreOptions) -> Vec<StateResult> {
-        let selected: Vec<&CrashState> = self
-            .states
-            .iter()
-            .filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index))
-            .collect();
+        let selected: Vec<&CrashState> =
+            self.states.iter().filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index)).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(selected.len().max(1));
         let chunk = selected.len().div_ceil(threads.max(1)).max(1);
         let mut results: Vec<StateResult> = std::thread::scope(|scope| {
@@ -343,7 +355,8 @@ impl Exploration {
         if result.description.contains("dropped") {
             return None;
         }
-        let mut fault = serde_json::json!({ "power_cut_after_writes": result.writes_landed + usize::from(result.torn) });
+        let mut fault =
+            serde_json::json!({ "power_cut_after_writes": result.writes_landed + usize::from(result.torn) });
         if result.torn {
             if let Some(CrashWrite::Torn { tearing: visorsim_disk::Tearing::Prefix { sectors }, .. }) =
                 self.states.iter().find(|s| s.id == result.id).and_then(|s| s.writes.last().cloned())
@@ -448,7 +461,11 @@ pub fn tally(results: &[StateResult]) -> BTreeMap<String, usize> {
 }
 
 /// Writes each distinct violation's reproducer into `dir`; returns the paths.
-pub fn write_reproducers(exploration: &Exploration, results: &[StateResult], dir: &Path) -> std::io::Result<Vec<String>> {
+pub fn write_reproducers(
+    exploration: &Exploration,
+    results: &[StateResult],
+    dir: &Path,
+) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut seen = std::collections::BTreeSet::new();
     let mut written = Vec::new();

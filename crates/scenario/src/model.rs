@@ -318,12 +318,18 @@ pub enum ScenarioError {
 
 /// Parses scenario text; `path` names it in errors.
 pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
-    serde_json::from_str(text).map_err(|e| ScenarioError::Parse { path: path.to_owned(), line: e.line(), column: e.column(), message: e.to_string() })
+    serde_json::from_str(text).map_err(|e| ScenarioError::Parse {
+        path: path.to_owned(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })
 }
 
 /// Reads and parses a scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
     parse(&text, &path.display().to_string())
 }
 
@@ -333,14 +339,19 @@ mod tests {
 
     #[test]
     fn minimal_scenario_parses() {
-        let s = parse(r#"{"disk": {}, "steps": [{"boot": {}}, "power_cut", {"advance": "1h"}, {"expect": {"running": false}}]}"#, "x").unwrap();
+        let s = parse(
+            r#"{"disk": {}, "steps": [{"boot": {}}, "power_cut", {"advance": "1h"}, {"expect": {"running": false}}]}"#,
+            "x",
+        )
+        .unwrap();
         assert_eq!(s.steps.len(), 4);
         assert_eq!(s.disk.layout, "esxi6");
     }
 
     #[test]
     fn unknown_field_names_line_and_column() {
-        let err = parse("{\n  \"disk\": {},\n  \"steps\": [{\"boot\": {\"shfit_r\": \"mboot\"}}]\n}", "s.json").unwrap_err();
+        let err =
+            parse("{\n  \"disk\": {},\n  \"steps\": [{\"boot\": {\"shfit_r\": \"mboot\"}}]\n}", "s.json").unwrap_err();
         let text = err.to_string();
         assert!(text.starts_with("s.json:3:"), "{text}");
         assert!(text.contains("unknown field `shfit_r`"), "{text}");

@@ -25,7 +25,9 @@ use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImag
 use visorsim_media::fatread::FatReader;
 use visorsim_media::layout::Layout;
 
-use crate::model::{BootStep, CorruptStep, DiskSpec, Expect, FaultStep, FileRef, Scenario, ShiftRWhen, Step, UpgradeStep};
+use crate::model::{
+    BootStep, CorruptStep, DiskSpec, Expect, FaultStep, FileRef, Scenario, ShiftRWhen, Step, UpgradeStep,
+};
 
 /// One line of the timeline.
 #[derive(Clone, Debug, Serialize)]
@@ -153,10 +155,12 @@ pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
 fn build_disk(spec: &DiskSpec, base: &Path) -> Result<MemDisk, RunError> {
     if let Some(image) = &spec.image {
         let path = base.join(image);
-        let mut file = FileDisk::open_read_only(&path, SectorSize::S512).map_err(|e| RunError(format!("{}: {e}", path.display())))?;
+        let mut file = FileDisk::open_read_only(&path, SectorSize::S512)
+            .map_err(|e| RunError(format!("{}: {e}", path.display())))?;
         return file.load().map_err(|e| RunError(format!("{}: {e}", path.display())));
     }
-    let layout = Layout::from_name(&spec.layout).ok_or_else(|| RunError(format!("disk.layout: unknown layout {:?} (esxi6 or esxi7)", spec.layout)))?;
+    let layout = Layout::from_name(&spec.layout)
+        .ok_or_else(|| RunError(format!("disk.layout: unknown layout {:?} (esxi6 or esxi7)", spec.layout)))?;
     let size = match &spec.size {
         Some(s) => Some(parse_size(s).ok_or_else(|| RunError(format!("disk.size: {s:?} is not a size such as 16G")))?),
         None => None,
@@ -174,7 +178,8 @@ fn system_image(spec: &DiskSpec, build: u32, seed: u64) -> Result<SystemImage, R
         payload: PayloadSize::Compressed((spec.payload_mb * 1_000_000.0) as u64),
         hostname: "localhost".into(),
     };
-    SystemImage::build(&image_spec, default_cache_dir().as_deref(), &mut |_, _| {}).map_err(|e| RunError(format!("building build {build}: {e}")))
+    SystemImage::build(&image_spec, default_cache_dir().as_deref(), &mut |_, _| {})
+        .map_err(|e| RunError(format!("building build {build}: {e}")))
 }
 
 fn parse_size(s: &str) -> Option<u64> {
@@ -291,7 +296,11 @@ fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
 fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunError> {
     let mut image = system_image(spec, u.build, u.seed.unwrap_or(u64::from(u.build)))?;
     if let Some(name) = &u.broken {
-        let file = image.files.iter_mut().find(|f| &f.name == name).ok_or_else(|| RunError(format!("upgrade.broken: the image has no module {name}")))?;
+        let file = image
+            .files
+            .iter_mut()
+            .find(|f| &f.name == name)
+            .ok_or_else(|| RunError(format!("upgrade.broken: the image has no module {name}")))?;
         let n = file.data.len();
         file.data[n / 2] ^= 0xFF;
         file.data[n - 8] ^= 0xFF;
@@ -307,7 +316,8 @@ fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunErr
 /// The LBAs of a bank file's clusters, read from the medium.
 fn file_sectors(dev: &mut MemDisk, f: &FileRef) -> Result<Vec<u64>, RunError> {
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
-    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
+    let v =
+        volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
     let reader = FatReader::open(dev, v.first_lba, v.sectors).map_err(|e| RunError(e.to_string()))?;
     let file = reader
         .find(dev, &f.file)
@@ -334,7 +344,8 @@ fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunError> {
         armed.push(format!("last write torn after {k} sector(s)"));
     }
     if let Some(r) = f.volatile_cache_reorder {
-        w.dev.plan_mut().volatile_cache = Some(visorsim_disk::CacheModel { max_reorder: r, drop_probability_percent: 50 });
+        w.dev.plan_mut().volatile_cache =
+            Some(visorsim_disk::CacheModel { max_reorder: r, drop_probability_percent: 50 });
         armed.push(format!("volatile cache (reorder {r})"));
     }
     if !f.bad_sectors.is_empty() {
@@ -381,13 +392,16 @@ fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String), RunError>
     }
     let Some(f) = &c.file else { return Err(RunError("corrupt: give `file` or `lba`".into())) };
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
-    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
-    let mut location = visorsim_host::bank::BankLocation::Partition { number: f.bank, first_lba: v.first_lba, sectors: v.sectors };
+    let v =
+        volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
+    let mut location =
+        visorsim_host::bank::BankLocation::Partition { number: f.bank, first_lba: v.first_lba, sectors: v.sectors };
     if c.delete {
         visorsim_host::bank::remove(dev, &mut location, &f.file).map_err(|e| RunError(e.to_string()))?;
         return Ok((format!("delete {}", f.file), "ok".into()));
     }
-    let mut data = visorsim_host::bank::read(dev, &location, &f.file, 1 << 30).map_err(|e| RunError(format!("{}: {e}", f.file)))?;
+    let mut data = visorsim_host::bank::read(dev, &location, &f.file, 1 << 30)
+        .map_err(|e| RunError(format!("{}: {e}", f.file)))?;
     if let Some(len) = c.truncate_to {
         data.truncate(len as usize);
     } else if !data.is_empty() {
@@ -445,7 +459,8 @@ fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
             }
         }
     }
-    let lookup = |host: &Host, key: &str| if key == "hostname" { host.etc.hostname() } else { host.etc.esx_conf_get(key) };
+    let lookup =
+        |host: &Host, key: &str| if key == "hostname" { host.etc.hostname() } else { host.etc.esx_conf_get(key) };
     for (key, want) in &e.config {
         let actual = lookup(&w.host, key);
         if actual.as_deref() != Some(want.as_str()) {
