@@ -3,6 +3,8 @@
 //! - `boot/cold`: a boot with an empty module cache: every module is read
 //!   from the FAT, inflated, CRC-checked and MD5-summed (the report is
 //!   identical to the slow way).
+//! - `boot/cold_without_md5`: the same without the MD5s, as the host boots
+//!   (its timeline shows none).
 //! - `boot/warm_fork`: what crash-point exploration does thousands of times:
 //!   boot a copy-on-write fork of a disk whose modules did not change, with
 //!   the module cache shared between boots. No module is inflated again.
@@ -35,6 +37,16 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut fork = disk.fork();
             let report = boot(&mut fork, &boot_options, None);
+            assert_eq!(report.outcome, Outcome::Booted);
+        })
+    });
+    // The host's boots compute no MD5 (nothing shows them): the load alone.
+    let mut no_md5 = BootOptions::default();
+    no_md5.load.md5 = false;
+    group.bench_function("cold_without_md5", |b| {
+        b.iter(|| {
+            let mut fork = disk.fork();
+            let report = boot(&mut fork, &no_md5, None);
             assert_eq!(report.outcome, Outcome::Booted);
         })
     });

@@ -138,7 +138,11 @@ fn render(r: &BootReport, verbose: bool) -> String {
             let _ = writeln!(
                 s,
                 "  {:<16} {:>12} {:>12} {:>10}  {:<32}{cached}",
-                m.name, m.compressed_size, m.size, crc, m.md5
+                m.name,
+                m.compressed_size,
+                m.size,
+                crc,
+                m.md5.as_deref().unwrap_or("-")
             );
         }
     }

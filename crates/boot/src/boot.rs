@@ -130,10 +130,11 @@ pub struct ModuleLoad {
     pub size: u64,
     /// gzip trailer CRC32 (none for an uncompressed module).
     pub crc32: Option<u32>,
-    /// MD5 of the file.
-    pub md5_compressed: String,
-    /// MD5 of the loaded bytes.
-    pub md5: String,
+    /// MD5 of the file (`None` when [`LoadOptions::md5`] is off: MD5s are
+    /// computed only where a report shows them).
+    pub md5_compressed: Option<String>,
+    /// MD5 of the loaded bytes (`None` when not computed).
+    pub md5: Option<String>,
     /// Whether the verified result came from the module cache.
     pub cached: bool,
 }
@@ -491,8 +492,8 @@ fn load_all<D: BlockDevice>(
             compressed_size: file.as_ref().map_or(0, |f| u64::from(f.size)),
             size: module.size,
             crc32: module.crc32,
-            md5_compressed: md5_hex(&module.md5_compressed),
-            md5: md5_hex(&module.md5),
+            md5_compressed: options.md5.then(|| md5_hex(&module.md5_compressed)),
+            md5: options.md5.then(|| md5_hex(&module.md5)),
             cached,
         });
     }

@@ -21,7 +21,7 @@ fn disk() -> (MemDisk, SystemImage) {
     (install_fresh(&image, &options).unwrap().0, image)
 }
 
-fn strip(report: &visorsim_boot::boot::BootReport) -> Vec<(String, u64, String, String)> {
+fn strip(report: &visorsim_boot::boot::BootReport) -> Vec<(String, u64, Option<String>, Option<String>)> {
     report.modules.iter().map(|m| (m.name.clone(), m.size, m.md5.clone(), m.md5_compressed.clone())).collect()
 }
 
