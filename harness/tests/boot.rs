@@ -13,6 +13,18 @@ use visorsim_host::image::install::write_files;
 use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
+/// The newer build staged into bank 6 by these tests.
+fn new_build() -> SystemImage {
+    let spec = ImageSpec {
+        version: "6.7.0".into(),
+        build_number: 9999999,
+        seed: 8,
+        payload: PayloadSize::Compressed(1_000_000),
+        hostname: "esxi-01".into(),
+    };
+    SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap()
+}
+
 /// A private copy of the esxi6 fixture.
 fn copy_fixture(dir: &Path) -> PathBuf {
     let path = dir.join("disk.img");
@@ -24,14 +36,7 @@ fn copy_fixture(dir: &Path) -> PathBuf {
 /// Writes a new build into bank 6, as an upgrade would: its boot.cfg gets
 /// `updated=2` and `bootstate=<state>`; `damage` may break a file first.
 fn stage_bank6(image: &Path, state: u8, damage: impl FnOnce(&mut Vec<ImageFile>)) -> String {
-    let spec = ImageSpec {
-        version: "6.7.0".into(),
-        build_number: 9999999,
-        seed: 8,
-        payload: PayloadSize::Compressed(1_000_000),
-        hostname: "esxi-01".into(),
-    };
-    let image_files = SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {}).unwrap();
+    let image_files = new_build();
     let mut cfg = image_files.boot_cfg.clone();
     cfg.bootstate = i32::from(state);
     cfg.updated = 2;
@@ -206,20 +211,7 @@ fn boot_with_module(name: &str, bytes: Vec<u8>) -> (i32, Value) {
 }
 
 fn original(name: &str) -> Vec<u8> {
-    let spec = ImageSpec {
-        version: "6.7.0".into(),
-        build_number: 9999999,
-        seed: 8,
-        payload: PayloadSize::Compressed(1_000_000),
-        hostname: "esxi-01".into(),
-    };
-    SystemImage::build(&spec, Some(&cache_dir()), &mut |_, _| {})
-        .unwrap()
-        .files
-        .into_iter()
-        .find(|f| f.name == name)
-        .unwrap()
-        .data
+    new_build().files.into_iter().find(|f| f.name == name).unwrap().data
 }
 
 fn set_isize(data: &mut [u8], isize: u32) {

@@ -100,7 +100,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use visorsim_disk::{BlockDevice, DiskError};
 
-use crate::fatread::{FatFile, FatReadError, FatReader};
+use crate::fatread::{le16, le32, FatFile, FatReadError, FatReader};
 
 /// Bytes per directory slot.
 const DIR_ENTRY: usize = 32;
@@ -1155,14 +1155,6 @@ fn split_short(raw: &[u8]) -> (String, String) {
 
 fn corrupt(what: String) -> FatOpError {
     FatOpError::Corrupt { what }
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 #[cfg(test)]
