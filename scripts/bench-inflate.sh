@@ -36,7 +36,8 @@ if ! command -v pigz >/dev/null || ! command -v libdeflate-gunzip >/dev/null; th
   fi
 fi
 
-cargo build --release --quiet -p visorsim-boot --example write-sv00 --example load-module
+cargo build --release --quiet -p visorsim-benches --example write-sv00
+cargo build --release --quiet -p visorsim-boot --example load-module
 BIN="${CARGO_TARGET_DIR:-target}/release/examples"
 
 tmp=$(mktemp -d)

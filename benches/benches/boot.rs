@@ -12,9 +12,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use visorsim_boot::boot::{boot, BootOptions, ModuleCache, Outcome};
 use visorsim_disk::SectorSize;
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn benches(c: &mut Criterion) {

@@ -9,10 +9,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use visorsim_disk::{FileDisk, SectorSize};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
-use visorsim_host::inspect::inspect;
+use visorsim_image::inspect::inspect;
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn spec() -> ImageSpec {

@@ -8,9 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use visorsim_disk::{FileDisk, SectorSize};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 use crate::failure::{Context, Failure};

@@ -1,5 +1,5 @@
 //! `visorsim export` and `visorsim import`: format conversion through
-//! `qemu-img` (crate `visorsim-qemu`). Both write atomically: the output
+//! `qemu-img` (crate `visorsim-tools`). Both write atomically: the output
 //! appears whole or not at all, and the input is never modified.
 
 use std::fs;
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use visorsim_qemu::{ImageFormat, QemuImg};
+use visorsim_tools::{ImageFormat, QemuImg};
 
 use crate::failure::{Context, Failure};
 use crate::inspect::inspect_file;

@@ -16,9 +16,9 @@ use visorsim_boot::safeboot::Answer;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 use crate::failure::{Context, Failure};

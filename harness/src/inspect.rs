@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
-use visorsim_host::inspect::{inspect, DiskReport};
+use visorsim_image::inspect::{inspect, DiskReport};
 
 use crate::failure::{Context, Failure};
 

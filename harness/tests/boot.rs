@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use util::*;
 use visorsim_disk::{FileDisk, SectorSize};
-use visorsim_host::image::install::write_files;
-use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::write_files;
+use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 /// The newer build staged into bank 6 by these tests.
@@ -266,7 +266,7 @@ fn uncompressed_module_is_loaded_with_warnings() {
 
 #[test]
 fn non_kernel_module_zero_is_rejected() {
-    let not_elf = visorsim_host::image::payload::gzip_bytes(Some("b"), b"this is not a kernel", 0);
+    let not_elf = visorsim_image::payload::gzip_bytes(Some("b"), b"this is not a kernel", 0);
     let (code, r) = boot_with_module("b.b00", not_elf);
     assert_eq!(code, 5);
     assert!(logged(&r, "kernel is either invalid or corrupted."), "{r}");

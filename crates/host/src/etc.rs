@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::SimTime;
-use crate::image::archive::{fresh_etc, EtcFile};
+use visorsim_image::archive::{fresh_etc, EtcFile};
 
 /// `/etc/hosts`.
 pub const HOSTS: &str = "etc/hosts";

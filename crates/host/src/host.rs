@@ -24,10 +24,11 @@ use visorsim_boot::volume::scan_volumes;
 use visorsim_disk::BlockDevice;
 
 use crate::bank::{self, BankLocation};
-use crate::clock::{Clock, CronSchedule, SimTime, AUTO_BACKUP};
+use crate::clock::{Clock, SimTime};
+use crate::cron::{CronSchedule, AUTO_BACKUP};
 use crate::etc::EtcTree;
-use crate::image::archive::{self, ArchiveLimits};
-use crate::image::system::SystemImage;
+use visorsim_image::archive::{self, ArchiveLimits};
+use visorsim_image::system::SystemImage;
 
 /// Largest state.tgz the host reads (local.tgz and its files are bounded
 /// again by [`ArchiveLimits`]).

@@ -1,9 +1,10 @@
 //! The simulated clock and cron, and the RAM-disk's `/etc` through their
 //! public API: what auto-backup.sh sees (ESXI-BOOT.md 9.2–9.4).
 
-use visorsim_host::clock::{due_between, Clock, CronErrorKind, CronField, CronSchedule, SimTime, AUTO_BACKUP, MAX_DUE};
+use visorsim_host::clock::{Clock, SimTime};
+use visorsim_host::cron::{due_between, CronErrorKind, CronField, CronSchedule, AUTO_BACKUP, MAX_DUE};
 use visorsim_host::etc::{EtcErrorKind, EtcTree, BACKUP_COUNTER, ESX_CONF, HOSTS, SHADOW};
-use visorsim_host::image::archive::{local_tgz, read_state_tgz, state_tgz, ArchiveLimits, EtcFile};
+use visorsim_image::archive::{local_tgz, read_state_tgz, state_tgz, ArchiveLimits, EtcFile};
 
 fn t(s: &str) -> SimTime {
     SimTime::parse_rfc3339(s).unwrap()
@@ -63,7 +64,7 @@ fn durations() {
     assert_eq!(SimTime::parse_duration("1d2h3m4s"), Ok(86_400 + 7200 + 180 + 4));
     for bad in ["", "90", "h", "1x", "1m1h", "1h1h", "1 h", "-1s", "99999999999999999999s", "300000000000000d"] {
         let e = SimTime::parse_duration(bad).unwrap_err();
-        assert!(e.contains(&format!("'{bad}'")), "{bad}: {e}");
+        assert!(e.to_string().contains(&format!("'{bad}'")), "{bad}: {e}");
     }
 }
 

@@ -8,8 +8,8 @@ use visorsim_disk::{MemDisk, SectorSize};
 use visorsim_host::bank::{self, BankLocation};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn image(build_number: u32, seed: u64) -> SystemImage {
@@ -182,7 +182,7 @@ fn device_claimed_late_backs_up_into_ram() {
 fn image_that_does_not_fit_fails_the_upgrade_cleanly() {
     let (mut disk, mut host) = up();
     let mut huge = image(2000, 4);
-    huge.files.push(visorsim_host::image::system::ImageFile { name: "tools.t00".into(), data: vec![1u8; 300_000_000] });
+    huge.files.push(visorsim_image::system::ImageFile { name: "tools.t00".into(), data: vec![1u8; 300_000_000] });
     let before = states(&mut disk);
     let err = host.upgrade(&mut disk, &huge).unwrap_err().to_string();
     assert!(err.starts_with("The pending transaction requires 30"), "{err}");
@@ -258,7 +258,7 @@ fn tar_with(entries: &[(&str, u8, &[u8], &str)]) -> Vec<u8> {
         tar.resize(tar.len().div_ceil(512) * 512, 0);
     }
     tar.resize(tar.len() + 1024, 0);
-    visorsim_host::image::payload::gzip_bytes(None, &tar, 0)
+    visorsim_image::payload::gzip_bytes(None, &tar, 0)
 }
 
 #[test]
@@ -276,7 +276,7 @@ fn corrupt_gzip_state_tgz_fails_the_boot_in_mboot() {
 fn hostile_or_broken_state_archives_boot_with_defaults_and_say_why() {
     let local = |entries: &[(&str, u8, &[u8], &str)]| tar_with(&[("local.tgz", b'0', &tar_with(entries), "")]);
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("not a tar inside", visorsim_host::image::payload::gzip_bytes(None, b"not a tar archive at all", 0)),
+        ("not a tar inside", visorsim_image::payload::gzip_bytes(None, b"not a tar archive at all", 0)),
         ("empty", Vec::new()),
         ("parent dir", local(&[("../etc/passwd", b'0', b"x", "")])),
         ("absolute", local(&[("/etc/shadow", b'0', b"x", "")])),

@@ -35,10 +35,10 @@ use visorsim_host::bank;
 use visorsim_host::clock::SimTime;
 use visorsim_host::etc::EtcTree;
 use visorsim_host::host::{Host, HostBootOptions};
-use visorsim_host::image::archive::{read_state_tgz, ArchiveLimits};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::archive::{read_state_tgz, ArchiveLimits};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 /// The operation whose crash points are explored.

@@ -19,9 +19,9 @@ use visorsim_boot::safeboot::{state_name, Answer};
 use visorsim_disk::{BitFlip, BlockDevice, FaultPlan, Faulty, FileDisk, MemDisk, SectorSize, Tearing};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
-use visorsim_host::image::install::{install_fresh, InstallOptions};
-use visorsim_host::image::payload::default_cache_dir;
-use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::payload::default_cache_dir;
+use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::fatread::FatReader;
 use visorsim_media::layout::Layout;
 

@@ -12,10 +12,10 @@
 //!   load/<backend>/no-md5     load_module without the MD5s
 //! ```
 //!
-//! `cargo bench -p visorsim-boot --bench inflate [-- FILTER]`. Each
+//! `cargo bench -p visorsim-benches --bench inflate [-- FILTER]`. Each
 //! iteration takes 0.3–2 s, so the group samples 10 single iterations
 //! (flat sampling). The module comes from the payload cache
-//! (`visorsim_host::image::payload::default_cache_dir`); the first run
+//! (`visorsim_image::payload::default_cache_dir`); the first run
 //! builds it (about two minutes on 2 cores). Outputs are dropped outside the
 //! timing (a booted module stays in memory).
 
@@ -27,10 +27,10 @@ use flate2::{Decompress, FlushDecompress, Status};
 use md5::{Digest, Md5};
 use visorsim_boot::gzip::header_len;
 use visorsim_boot::load::{load_module, Backend, LoadOptions};
-use visorsim_host::image::payload::{
+use visorsim_image::payload::{
     cached_gzip_system_module, default_cache_dir, uncompressed_len_for, REALISTIC_SV00_COMPRESSED,
 };
-use visorsim_host::image::system::{sub_seed, IMAGE_MTIME};
+use visorsim_image::system::{sub_seed, IMAGE_MTIME};
 
 /// The realistic image's seed, and s.v00's component index in it.
 const IMAGE_SEED: u64 = 1;

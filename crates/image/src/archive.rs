@@ -30,7 +30,7 @@ use flate2::read::MultiGzDecoder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::image::payload::gzip_bytes;
+use crate::payload::gzip_bytes;
 
 /// One file of the saved configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,11 +12,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::Read;
 
-use visorsim_host::image::archive::{
+use visorsim_image::archive::{
     fresh_etc, local_tgz, read_state_tgz, state_tgz, ArchiveErrorKind, ArchiveLimits, EtcFile,
 };
-use visorsim_host::image::kernel::{kernel_elf, MULTIBOOT_MAGIC};
-use visorsim_host::image::payload::{cached_gzip_system_module, fill_system_bytes, gzip_bytes, gzip_system_module};
+use visorsim_image::kernel::{kernel_elf, MULTIBOOT_MAGIC};
+use visorsim_image::payload::{cached_gzip_system_module, fill_system_bytes, gzip_bytes, gzip_system_module};
 
 /// The system allocator, counting the live bytes of each thread.
 struct Counting;

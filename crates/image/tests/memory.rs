@@ -4,8 +4,8 @@
 //! test's alone; the figure is printed for the record.
 
 use visorsim_disk::{MemDisk, SectorSize};
-use visorsim_host::image::install::{install_on, write_files};
-use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_on, write_files};
+use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn peak_rss_bytes() -> u64 {

@@ -4,8 +4,8 @@
 
 use visorsim_boot::boot::{boot, BootOptions, ModuleCache, Outcome};
 use visorsim_disk::{MemDisk, SectorSize};
-use visorsim_host::image::install::{install_fresh, write_files, InstallOptions};
-use visorsim_host::image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
+use visorsim_image::install::{install_fresh, write_files, InstallOptions};
+use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 fn disk() -> (MemDisk, SystemImage) {

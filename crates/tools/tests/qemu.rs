@@ -10,7 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use tempfile::TempDir;
-use visorsim_qemu::{ImageFormat, QemuError, QemuImg};
+use visorsim_tools::{ImageFormat, QemuError, QemuImg};
 
 const SIZE: usize = 4 << 20;
 

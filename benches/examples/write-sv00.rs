@@ -3,21 +3,21 @@
 //! first argument, for `scripts/bench-inflate.sh`. With `--image DIR`, writes
 //! every gzip module of that realistic image into DIR instead (kernel first,
 //! boot.cfg order) and prints their names. Uses the payload cache
-//! (`visorsim_host::image::payload::default_cache_dir`), so only the first
+//! (`visorsim_image::payload::default_cache_dir`), so only the first
 //! run pays for the compression.
 //!
 //! ```text
-//! cargo run --release -p visorsim-boot --example write-sv00 -- OUT
-//! cargo run --release -p visorsim-boot --example write-sv00 -- --image DIR
+//! cargo run --release -p visorsim-benches --example write-sv00 -- OUT
+//! cargo run --release -p visorsim-benches --example write-sv00 -- --image DIR
 //! ```
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use visorsim_host::image::payload::{
+use visorsim_image::payload::{
     cached_gzip_system_module, default_cache_dir, uncompressed_len_for, REALISTIC_SV00_COMPRESSED,
 };
-use visorsim_host::image::system::{sub_seed, ImageSpec, PayloadSize, SystemImage, IMAGE_MTIME};
+use visorsim_image::system::{sub_seed, ImageSpec, PayloadSize, SystemImage, IMAGE_MTIME};
 
 /// Seed of the realistic image whose `s.v00` this writes.
 const IMAGE_SEED: u64 = 1;

@@ -138,7 +138,7 @@ impl SystemImage {
         files
             .push(ImageFile { name: "imgdb.tgz".into(), data: archive::imgdb_tgz(&spec.version, &build, IMAGE_MTIME) });
         let etc =
-            archive::fresh_etc(&spec.hostname, spec.seed, &crate::clock::SimTime(u64::from(IMAGE_MTIME)).ctime(), 0);
+            archive::fresh_etc(&spec.hostname, spec.seed, &crate::time::SimTime(u64::from(IMAGE_MTIME)).ctime(), 0);
         let local = archive::local_tgz(&etc, IMAGE_MTIME);
         files.push(ImageFile { name: "state.tgz".into(), data: archive::state_tgz(&local, IMAGE_MTIME) });
         let boot_cfg = BootCfg {

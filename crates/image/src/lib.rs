@@ -1,0 +1,27 @@
+//! Boot-disk images as artefacts: the synthetic ESXi system image (a build
+//! with its boot.cfg and modules, deterministic from a seed), its
+//! installation on a fresh boot disk, and `inspect`, the diagnostic view of
+//! any boot disk. Nothing here runs a host: the running host
+//! (`visorsim-host`) uses these images to install and upgrade with.
+//!
+//! ```text
+//!   time      simulated time: seconds since the epoch and their calendar
+//!   payload   "system binary" bytes, gzip'd in parallel, cached by (seed, size)
+//!   kernel    b.b00's content: a small ELF64 with a Multiboot header
+//!   archive   local.tgz / state.tgz (/etc) and imgdb.tgz
+//!   system    SystemImage: the files of one build and its boot.cfg
+//!   install   a fresh install: GPT, FAT16 volumes, bank 5 written, bank 6 empty
+//!   inspect   what is on a boot disk, read as a diagnostic tool would
+//! ```
+//!
+//! Layering: this crate sits on `visorsim-boot` (boot.cfg rendering, the
+//! module checks `inspect` reports), `visorsim-media` and `visorsim-disk`,
+//! and on nothing above them.
+
+pub mod archive;
+pub mod inspect;
+pub mod install;
+pub mod kernel;
+pub mod payload;
+pub mod system;
+pub mod time;
