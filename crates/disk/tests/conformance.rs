@@ -1,14 +1,13 @@
-//! One conformance suite for [`BlockDevice`], run on every backend.
+//! One conformance suite for [`BlockDevice`], run on every device.
 //!
 //! Each `check_*` helper takes `&mut dyn BlockDevice` and states one part of
-//! the contract in `src/lib.rs`. Every helper runs on every backend
-//! ([`MemDisk`], [`FileDisk`] on a temporary file, [`Observed`] over a
-//! `MemDisk`, [`WriteLog`] over a `MemDisk`) at both sector sizes, so the
-//! backends cannot drift apart. A failure names the backend and sector size.
-
-// Test disks are a few KiB to 8 GiB, so u64 -> usize casts cannot truncate;
-// u8 casts build byte patterns and truncate on purpose.
-#![allow(clippy::cast_possible_truncation)]
+//! the contract in `src/lib.rs`. Every helper runs on every device the crate
+//! offers, at both sector sizes, so the devices cannot drift apart:
+//! [`MemDisk`], [`FileDisk`] on a temporary file, [`Observed`] and
+//! [`WriteLog`] over a `MemDisk`, [`Overlay`] over a `MemDisk` and over a
+//! read-only `FileDisk`, and [`Faulty`] with every fault off over a
+//! `MemDisk`, write-through and with a volatile cache. A failure names the
+//! device and sector size.
 
 use std::cell::Cell;
 use std::fs;
@@ -16,14 +15,11 @@ use std::rc::Rc;
 
 use tempfile::TempDir;
 use visorsim_disk::{
-    BlockDevice, DiskError, DiskErrorKind, FileDisk, IoEvent, MemDisk, Observed, SectorSize, WriteLog,
+    BlockDevice, CacheModel, DiskErrorKind, FaultPlan, Faulty, FileDisk, IoEvent, MemDisk, Observed, Overlay,
+    SectorSize, WriteLog,
 };
 
-/// Sectors on every test device: not a multiple of 8, so at 512-byte sectors
-/// the last 4 KiB chunk of a `MemDisk` is partly outside the device.
-const SECTORS: u64 = 67;
-
-const SIZES: [SectorSize; 2] = [SectorSize::S512, SectorSize::S4096];
+use crate::util::{assert_error, data_at, read, SECTORS, SIZES};
 
 /// A device under test, with whatever it needs to stay alive.
 struct Fixture {
@@ -32,35 +28,61 @@ struct Fixture {
     _dir: Option<TempDir>,
 }
 
-fn mem(sector_size: SectorSize) -> Fixture {
-    Fixture {
-        name: format!("MemDisk/{}", sector_size.bytes()),
-        dev: Box::new(MemDisk::new(SECTORS, sector_size)),
-        _dir: None,
+impl Fixture {
+    fn new(name: &str, sector_size: SectorSize, dev: impl BlockDevice + 'static) -> Fixture {
+        Fixture { name: format!("{name}/{}", sector_size.bytes()), dev: Box::new(dev), _dir: None }
     }
+}
+
+fn mem(sector_size: SectorSize) -> Fixture {
+    Fixture::new("MemDisk", sector_size, MemDisk::new(SECTORS, sector_size))
 }
 
 fn file(sector_size: SectorSize) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = FileDisk::create(dir.path().join("disk.img"), SECTORS, sector_size).expect("create image");
-    Fixture { name: format!("FileDisk/{}", sector_size.bytes()), dev: Box::new(disk), _dir: Some(dir) }
+    Fixture { _dir: Some(dir), ..Fixture::new("FileDisk", sector_size, disk) }
 }
 
 fn observed(sector_size: SectorSize) -> Fixture {
     let seen = Rc::new(Cell::new(0usize));
     let hook = move |_: IoEvent<'_>| seen.set(seen.get() + 1);
-    let dev = Observed::new(MemDisk::new(SECTORS, sector_size), hook);
-    Fixture { name: format!("Observed(MemDisk)/{}", sector_size.bytes()), dev: Box::new(dev), _dir: None }
+    Fixture::new("Observed(MemDisk)", sector_size, Observed::new(MemDisk::new(SECTORS, sector_size), hook))
 }
 
 fn write_log(sector_size: SectorSize) -> Fixture {
-    let dev = WriteLog::new(MemDisk::new(SECTORS, sector_size));
-    Fixture { name: format!("WriteLog(MemDisk)/{}", sector_size.bytes()), dev: Box::new(dev), _dir: None }
+    Fixture::new("WriteLog(MemDisk)", sector_size, WriteLog::new(MemDisk::new(SECTORS, sector_size)))
+}
+
+fn overlay(sector_size: SectorSize) -> Fixture {
+    Fixture::new("Overlay(MemDisk)", sector_size, Overlay::new(MemDisk::new(SECTORS, sector_size)))
+}
+
+/// What `--dry-run` uses: an overlay over an image opened read-only.
+fn overlay_read_only_file(sector_size: SectorSize) -> Fixture {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("base.img");
+    drop(FileDisk::create(&path, SECTORS, sector_size).expect("create image"));
+    let base = FileDisk::open_read_only(&path, sector_size).expect("open image read-only");
+    Fixture { _dir: Some(dir), ..Fixture::new("Overlay(read-only FileDisk)", sector_size, Overlay::new(base)) }
+}
+
+fn faulty(sector_size: SectorSize) -> Fixture {
+    let dev = Faulty::new(MemDisk::new(SECTORS, sector_size), FaultPlan::new(1));
+    Fixture::new("Faulty(MemDisk)", sector_size, dev)
+}
+
+fn faulty_cached(sector_size: SectorSize) -> Fixture {
+    let cache = CacheModel { max_reorder: 4, drop_probability_percent: 100 };
+    let dev =
+        Faulty::new(MemDisk::new(SECTORS, sector_size), FaultPlan { volatile_cache: Some(cache), ..FaultPlan::new(2) });
+    Fixture::new("Faulty(MemDisk, volatile cache)", sector_size, dev)
 }
 
 /// Runs `check` on a fresh device of every backend at every sector size.
 fn on_every_backend(check: fn(&mut dyn BlockDevice, &str)) {
-    let makers: [fn(SectorSize) -> Fixture; 4] = [mem, file, observed, write_log];
+    let makers: [fn(SectorSize) -> Fixture; 8] =
+        [mem, file, observed, write_log, overlay, overlay_read_only_file, faulty, faulty_cached];
     for make in makers {
         for size in SIZES {
             let mut fixture = make(size);
@@ -75,32 +97,7 @@ fn on_every_backend(check: fn(&mut dyn BlockDevice, &str)) {
 /// Recognisable non-zero content for `sectors` sectors starting at `lba`.
 fn pattern(dev: &dyn BlockDevice, lba: u64, sectors: u64, salt: u8) -> Vec<u8> {
     let ss = dev.sector_size().bytes_u64();
-    (0..sectors * ss)
-        .map(|i| {
-            let abs = lba * ss + i;
-            ((abs % 251) as u8).wrapping_add(salt) | 1
-        })
-        .collect()
-}
-
-fn read(dev: &mut dyn BlockDevice, lba: u64, sectors: u64, name: &str) -> Vec<u8> {
-    let mut buf = vec![0xEEu8; (sectors * dev.sector_size().bytes_u64()) as usize];
-    dev.read_sectors(lba, &mut buf).unwrap_or_else(|e| panic!("{name}: read {sectors} at LBA {lba}: {e}"));
-    buf
-}
-
-/// Asserts `result` is an error of `kind` that names `lba`, both in
-/// [`DiskError::lba`] and in its message.
-#[track_caller]
-fn assert_error(result: Result<(), DiskError>, kind: DiskErrorKind, lba: u64, what: &str) {
-    let err = match result {
-        Ok(()) => panic!("{what}: succeeded, expected {kind:?}"),
-        Err(e) => e,
-    };
-    assert_eq!(err.kind(), kind, "{what}: {err}");
-    assert_eq!(err.lba(), lba, "{what}: {err}");
-    let message = err.to_string();
-    assert!(message.contains(&format!("LBA {lba}")), "{what}: message does not name LBA {lba}: {message}");
+    data_at(lba * ss, (sectors * ss) as usize, salt)
 }
 
 fn check_unwritten_reads_zero(dev: &mut dyn BlockDevice, name: &str) {

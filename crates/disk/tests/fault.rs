@@ -10,23 +10,20 @@
 //!   to a fork gives the bytes of a plain model, and every cut of `Faulty`
 //!   lands on one of those states.
 
-// Test disks are a few KiB, so u64 -> usize casts cannot truncate; u8 casts
-// build byte patterns and truncate on purpose.
-#![allow(clippy::cast_possible_truncation)]
-
 use std::collections::BTreeSet;
 
 use visorsim_disk::{
-    apply_crash_state, crash_states, BitFlip, BlockDevice, CacheModel, CrashSpace, CrashState, CrashWrite, DiskError,
-    DiskErrorKind, FaultPlan, Faulty, LoggedIo, MemDisk, SectorSize, Tearing,
+    apply_crash_state, crash_states, BitFlip, BlockDevice, CacheModel, CrashSpace, CrashState, CrashWrite, CutReport,
+    DiskError, DiskErrorKind, FaultPlan, Faulty, LoggedIo, MemDisk, SectorSize, Tearing,
 };
 
-const SECTORS: u64 = 67;
+use crate::util::{assert_error, data_at, read, SECTORS, SIZES};
+
 const SS: usize = 512;
 
-/// Recognisable non-zero content, different per `salt`.
+/// Recognisable non-zero content for a write, different per `salt`.
 fn pattern(sectors: u64, salt: u8) -> Vec<u8> {
-    (0..sectors as usize * SS).map(|i| ((i % 251) as u8).wrapping_add(salt.wrapping_mul(37)) | 1).collect()
+    data_at(0, sectors as usize * SS, salt.wrapping_mul(37))
 }
 
 fn faulty(plan: FaultPlan) -> Faulty<MemDisk> {
@@ -35,22 +32,11 @@ fn faulty(plan: FaultPlan) -> Faulty<MemDisk> {
 
 /// Every byte of the media (the inner device), read from a fork.
 fn media(dev: &Faulty<MemDisk>) -> Vec<u8> {
-    let mut fork = dev.inner().fork();
-    let mut buf = vec![0u8; SECTORS as usize * SS];
-    fork.read_sectors(0, &mut buf).unwrap();
-    buf
+    read(&mut dev.inner().fork(), 0, SECTORS, "media")
 }
 
 fn sector(bytes: &[u8], lba: u64) -> &[u8] {
     &bytes[lba as usize * SS..(lba as usize + 1) * SS]
-}
-
-#[track_caller]
-fn assert_kind(result: Result<(), DiskError>, kind: DiskErrorKind, lba: u64) {
-    let err = result.expect_err("expected an error");
-    assert_eq!(err.kind(), kind, "{err}");
-    assert_eq!(err.lba(), lba, "{err}");
-    assert!(err.to_string().contains(&format!("LBA {lba}")), "{err}");
 }
 
 fn cache(max_reorder: usize, drop_probability_percent: u8) -> Option<CacheModel> {
@@ -131,7 +117,7 @@ fn same_request(g: &mut Gen, reference: &mut MemDisk, dev: &mut dyn BlockDevice,
 
 #[test]
 fn faults_off_behaves_like_memdisk() {
-    for size in [SectorSize::S512, SectorSize::S4096] {
+    for size in SIZES {
         let plans = [FaultPlan::new(1), FaultPlan { volatile_cache: cache(4, 100), ..FaultPlan::new(2) }];
         for plan in plans {
             let name = format!("{}/cache {:?}", size.bytes(), plan.volatile_cache);
@@ -197,9 +183,9 @@ fn power_cut_after_n_writes() {
         }
         assert_eq!(media(&dev), model.0, "{plan_cache:?}: the media holds writes 1..=3 exactly");
         let ios = dev.ios();
-        assert_kind(dev.write_sectors(40, &pattern(1, 9)), DiskErrorKind::PowerLost, 40);
-        assert_kind(dev.read_sectors(10, &mut [0; SS]), DiskErrorKind::PowerLost, 10);
-        assert_kind(dev.flush(), DiskErrorKind::PowerLost, 0);
+        assert_error(dev.write_sectors(40, &pattern(1, 9)), DiskErrorKind::PowerLost, 40, "write after the cut");
+        assert_error(dev.read_sectors(10, &mut [0; SS]), DiskErrorKind::PowerLost, 10, "read after the cut");
+        assert_error(dev.flush(), DiskErrorKind::PowerLost, 0, "flush after the cut");
         assert_eq!(dev.content_token(0, 1), None);
         assert_eq!((dev.ios(), dev.writes()), (ios, 3), "refused requests are not counted");
         assert_eq!(media(&dev), model.0);
@@ -219,7 +205,7 @@ fn power_cut_after_n_writes() {
 #[test]
 fn power_cut_before_any_write_and_by_hand() {
     let mut dev = faulty(FaultPlan { power_cut_after_writes: Some(0), ..FaultPlan::new(5) });
-    assert_kind(dev.read_sectors(1, &mut [0; SS]), DiskErrorKind::PowerLost, 1);
+    assert_error(dev.read_sectors(1, &mut [0; SS]), DiskErrorKind::PowerLost, 1, "read with a cut before any write");
     assert_eq!(dev.ios(), 0);
     dev.restore_power();
     dev.write_sectors(1, &pattern(1, 1)).unwrap();
@@ -228,7 +214,7 @@ fn power_cut_before_any_write_and_by_hand() {
     assert!(dev.power_lost());
     dev.cut_power(); // no-op
     assert_eq!(dev.epoch(), 2, "each cut ended an epoch");
-    assert_kind(dev.write_sectors(2, &pattern(1, 2)), DiskErrorKind::PowerLost, 2);
+    assert_error(dev.write_sectors(2, &pattern(1, 2)), DiskErrorKind::PowerLost, 2, "write after cut_power");
     let err = dev.flush().unwrap_err();
     assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::Other);
 }
@@ -288,7 +274,7 @@ fn torn_prefix_and_torn_sector() {
 
 /// Flushed writes, then unflushed ones (some overlapping the flushed ones),
 /// then a cut. Returns the media and the report.
-fn cut_with_cache(seed: u64, max_reorder: usize, percent: u8) -> (Vec<u8>, visorsim_disk::CutReport) {
+fn cut_with_cache(seed: u64, max_reorder: usize, percent: u8) -> (Vec<u8>, CutReport) {
     let mut dev = faulty(FaultPlan { volatile_cache: cache(max_reorder, percent), ..FaultPlan::new(seed) });
     for (i, lba) in [0u64, 8, 16].into_iter().enumerate() {
         dev.write_sectors(lba, &pattern(4, i as u8)).unwrap();
@@ -360,7 +346,7 @@ fn switching_the_cache_off_writes_it_back() {
 fn bad_sectors_fail_reads_and_are_remapped_by_writes() {
     let plan = FaultPlan { bad_sectors: [5, 9].into(), ..FaultPlan::new(9) };
     let mut dev = faulty(plan);
-    assert_kind(dev.read_sectors(5, &mut [0; SS]), DiskErrorKind::MediaError, 5);
+    assert_error(dev.read_sectors(5, &mut [0; SS]), DiskErrorKind::MediaError, 5, "read of bad LBA 5");
     let err = dev.read_sectors(3, &mut [0; 4 * SS]).unwrap_err();
     assert_eq!((err.kind(), err.lba()), (DiskErrorKind::MediaError, 3));
     assert!(err.to_string().contains("LBA 5"), "the detail names the bad sector: {err}");
@@ -377,10 +363,15 @@ fn bad_sectors_fail_reads_and_are_remapped_by_writes() {
     // Writes fail too when asked.
     let plan = FaultPlan { bad_sectors: [5].into(), bad_sectors_fail_writes: true, ..FaultPlan::new(9) };
     let mut dev = faulty(plan);
-    assert_kind(dev.write_sectors(4, &pattern(2, 3)), DiskErrorKind::MediaError, 4);
+    assert_error(dev.write_sectors(4, &pattern(2, 3)), DiskErrorKind::MediaError, 4, "write over a bad sector");
     assert!(media(&dev).iter().all(|&b| b == 0), "nothing written");
     assert_eq!(dev.writes(), 0);
-    assert_kind(dev.read_sectors(5, &mut [0; SS]), DiskErrorKind::MediaError, 5);
+    assert_error(
+        dev.read_sectors(5, &mut [0; SS]),
+        DiskErrorKind::MediaError,
+        5,
+        "read of bad LBA 5 after a refused write",
+    );
 
     // With a cache: the cached write is read back, but a write lost at the
     // cut never reached the media, so the sector is still bad.
@@ -392,7 +383,12 @@ fn bad_sectors_fail_reads_and_are_remapped_by_writes() {
     dev.cut_power();
     dev.restore_power();
     assert_eq!(dev.last_cut().unwrap().lost, [1]);
-    assert_kind(dev.read_sectors(5, &mut back), DiskErrorKind::MediaError, 5);
+    assert_error(
+        dev.read_sectors(5, &mut back),
+        DiskErrorKind::MediaError,
+        5,
+        "read of LBA 5 after its write was lost at the cut",
+    );
 }
 
 #[test]
@@ -433,9 +429,19 @@ fn read_only_refuses_writes() {
     base.write_sectors(1, &pattern(1, 1)).unwrap();
     let mut dev = Faulty::new(base, FaultPlan { read_only: true, ..FaultPlan::new(11) });
     for (lba, sectors) in [(0, 1), (1, 3), (SECTORS - 1, 1)] {
-        assert_kind(dev.write_sectors(lba, &pattern(sectors, 2)), DiskErrorKind::ReadOnly, lba);
+        assert_error(
+            dev.write_sectors(lba, &pattern(sectors, 2)),
+            DiskErrorKind::ReadOnly,
+            lba,
+            "write to a read-only device",
+        );
     }
-    assert_kind(dev.write_sectors(SECTORS, &pattern(1, 2)), DiskErrorKind::OutOfRange, SECTORS);
+    assert_error(
+        dev.write_sectors(SECTORS, &pattern(1, 2)),
+        DiskErrorKind::OutOfRange,
+        SECTORS,
+        "out-of-range write to a read-only device",
+    );
     let mut back = vec![0; SS];
     dev.read_sectors(1, &mut back).unwrap();
     assert_eq!(back, pattern(1, 1));
@@ -449,10 +455,10 @@ fn read_only_refuses_writes() {
 fn full_device_refuses_new_sectors() {
     let mut dev = faulty(FaultPlan { full_after_sectors: Some(10), ..FaultPlan::new(12) });
     dev.write_sectors(0, &pattern(8, 1)).unwrap(); // 8 in use
-    assert_kind(dev.write_sectors(20, &pattern(3, 2)), DiskErrorKind::NoSpace, 20);
+    assert_error(dev.write_sectors(20, &pattern(3, 2)), DiskErrorKind::NoSpace, 20, "3 new sectors with 2 free");
     dev.write_sectors(6, &pattern(4, 3)).unwrap(); // 2 new: 10 in use
     dev.write_sectors(0, &pattern(10, 4)).unwrap(); // rewriting is fine
-    assert_kind(dev.write_sectors(9, &pattern(2, 5)), DiskErrorKind::NoSpace, 9);
+    assert_error(dev.write_sectors(9, &pattern(2, 5)), DiskErrorKind::NoSpace, 9, "1 new sector on a full device");
     assert_eq!(dev.writes(), 3);
     let bytes = media(&dev);
     assert_eq!(&bytes[..10 * SS], &pattern(10, 4)[..]);
@@ -471,9 +477,9 @@ fn device_gone_after_n_ios() {
     dev.write_sectors(0, &pattern(1, 1)).unwrap();
     dev.read_sectors(0, &mut [0; SS]).unwrap();
     dev.flush().unwrap();
-    assert_kind(dev.read_sectors(0, &mut [0; SS]), DiskErrorKind::DeviceGone, 0);
-    assert_kind(dev.write_sectors(2, &pattern(1, 1)), DiskErrorKind::DeviceGone, 2);
-    assert_kind(dev.flush(), DiskErrorKind::DeviceGone, 0);
+    assert_error(dev.read_sectors(0, &mut [0; SS]), DiskErrorKind::DeviceGone, 0, "read of a gone device");
+    assert_error(dev.write_sectors(2, &pattern(1, 1)), DiskErrorKind::DeviceGone, 2, "write to a gone device");
+    assert_error(dev.flush(), DiskErrorKind::DeviceGone, 0, "flush of a gone device");
     assert_eq!(dev.ios(), 3);
     assert_eq!(dev.content_token(0, 1), None);
     let err = dev.flush().unwrap_err();
@@ -483,7 +489,12 @@ fn device_gone_after_n_ios() {
     dev.read_sectors(0, &mut [0; SS]).unwrap();
     // Lost at a chosen moment.
     dev.plan_mut().gone_after_ios = Some(dev.ios());
-    assert_kind(dev.read_sectors(0, &mut [0; SS]), DiskErrorKind::DeviceGone, 0);
+    assert_error(
+        dev.read_sectors(0, &mut [0; SS]),
+        DiskErrorKind::DeviceGone,
+        0,
+        "read after losing the device by hand",
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -10,10 +10,6 @@
 //! - `WriteLog` and `Observed`: the recorded events are exactly the accepted
 //!   writes and flushes, in the order issued.
 
-// Test disks are a few KiB to 8 GiB, so u64 -> usize casts cannot truncate;
-// u8 casts build byte patterns and truncate on purpose.
-#![allow(clippy::cast_possible_truncation)]
-
 use std::cell::RefCell;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::rc::Rc;

@@ -5,23 +5,16 @@
 //! `FileDisk::save_sparse` keeps holes as holes and round-trips through
 //! `FileDisk::load`.
 
-// Test disks are a few KiB to 8 GiB, so u64 -> usize casts cannot truncate;
-// u8 casts build byte patterns and truncate on purpose.
-#![allow(clippy::cast_possible_truncation)]
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
 use visorsim_disk::{BlockDevice, FileDisk, MemDisk, SectorSize};
 
+use crate::util::data_at;
+
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 const CHUNK: u64 = 4096;
-
-/// Non-zero content that differs per byte offset.
-fn data_at(offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| (((offset + i) % 241) as u8) | 0x10).collect()
-}
 
 /// The stored chunks of `disk`, owned, for comparing two disks' contents
 /// (everything outside the stored chunks is zeros).
@@ -37,12 +30,12 @@ fn eight_gib_with_20_mib() -> (MemDisk, u64) {
     for i in 0..20u64 {
         // Spread over the whole disk, at a 1 MiB boundary plus an odd 4 KiB.
         let offset = i * (8 * GIB / 20) / MIB * MIB + (i % 3) * CHUNK;
-        disk.write_sectors(offset / 512, &data_at(offset, MIB as usize)).unwrap();
+        disk.write_sectors(offset / 512, &data_at(offset, MIB as usize, 0)).unwrap();
         written += MIB;
     }
     for i in 0..64u64 {
         let offset = (i * 127 * MIB + 3 * 512) % (8 * GIB);
-        disk.write_sectors(offset / 512, &data_at(offset, 512)).unwrap();
+        disk.write_sectors(offset / 512, &data_at(offset, 512, 0)).unwrap();
         written += 512;
     }
     (disk, written)
@@ -131,10 +124,10 @@ fn save_sparse_then_load_round_trips() {
     let mut written = 0;
     for i in 0..8u64 {
         let offset = i * 29 * MIB + i * 3 * 512;
-        disk.write_sectors(offset / 512, &data_at(offset, MIB as usize)).unwrap();
+        disk.write_sectors(offset / 512, &data_at(offset, MIB as usize, 0)).unwrap();
         written += MIB;
     }
-    disk.write_sectors(256 * MIB / 512 - 1, &data_at(0, 512)).unwrap();
+    disk.write_sectors(256 * MIB / 512 - 1, &data_at(0, 512, 0)).unwrap();
     written += 512;
     let (_dir, path) = save_and_check_allocation(&disk, written);
     let loaded = FileDisk::open_read_only(&path, SectorSize::S512).unwrap().load().unwrap();
