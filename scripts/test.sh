@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test of visorsim. Installs the Debian tools the interop tests
-# compare against (dosfstools: fsck.fat, gdisk: sgdisk, mtools: mdir/mtype,
-# qemu-utils: qemu-img) when they are missing, then runs the workspace tests.
+# Runs every check of visorsim: formatting, clippy with warnings as errors,
+# then every test. Installs the Debian tools the interop tests compare
+# against (dosfstools: fsck.fat, gdisk: sgdisk, mtools: mdir/mtype,
+# qemu-utils: qemu-img) when they are missing. Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+
 # Interop tests must not be skipped quietly when a tool is missing.
 export VISORSIM_REQUIRE_TOOLS=1
+echo "== cargo test --workspace"
 cargo test --workspace "$@"
