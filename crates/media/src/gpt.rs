@@ -13,7 +13,7 @@
 //! primary only, while gdisk (and `inspect`) fall back to the backup.
 //!
 //! ```text
-//!   LBA 0          protective MBR (type 0xEE from LBA 1)
+//!   LBA 0          protective MBR (type 0xEE from LBA 1, parsed by `mbr`)
 //!   LBA 1          primary header  -> entries at LBA 2 (128 x 128 bytes)
 //!   LBA last-32..  backup entries  (512-byte sectors; 4 sectors on 4Kn)
 //!   LBA last       backup header
@@ -31,6 +31,8 @@ use uuid::Uuid;
 use visorsim_disk::{BlockDevice, ByteIo, DiskError};
 
 use crate::layout::DiskPlan;
+use crate::le::{le16, le32, le64};
+use crate::mbr;
 
 /// Entries in the array, as every ESXi installer writes it.
 pub const ENTRY_COUNT: u32 = 128;
@@ -213,9 +215,8 @@ pub fn read_gpt<D: BlockDevice>(dev: &mut D) -> GptReport {
     let mut lba0 = vec![0u8; sector];
     let protective_mbr = dev.sector_count() > 0
         && dev.read_sectors(0, &mut lba0).is_ok()
-        && lba0[510..512] == [0x55, 0xAA]
-        && lba0[446 + 4] == 0xEE
-        && le_u32(&lba0[446 + 8..]) == 1;
+        && mbr::has_signature(&lba0)
+        && mbr::PartitionEntry::parse(&lba0, 0).is_protective();
     let primary = read_copy(dev, Copy::Primary, 1);
     let backup_lba = match &primary {
         Ok(t) => t.alternate_lba,
@@ -239,29 +240,29 @@ fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table,
     if &hdr[0..8] != b"EFI PART" {
         return Err(bad("no \"EFI PART\" signature".into()));
     }
-    let header_size = le_u32(&hdr[12..]) as usize;
+    let header_size = le32(&hdr, 12) as usize;
     if !(92..=sector).contains(&header_size) {
         return Err(bad(format!("HeaderSize {header_size} is outside 92..={sector}")));
     }
-    let stored_crc = le_u32(&hdr[16..]);
+    let stored_crc = le32(&hdr, 16);
     let mut crc_copy = hdr[..header_size].to_vec();
     crc_copy[16..20].fill(0);
     let computed = crc32fast::hash(&crc_copy);
     if stored_crc != computed {
         return Err(bad(format!("HeaderCRC32 is {stored_crc:#010x}, the header's CRC is {computed:#010x}")));
     }
-    let my_lba = le_u64(&hdr[24..]);
+    let my_lba = le64(&hdr, 24);
     if my_lba != lba {
         return Err(bad(format!("MyLBA is {my_lba}, expected {lba}")));
     }
-    let alternate_lba = le_u64(&hdr[32..]);
-    let first_usable = le_u64(&hdr[40..]);
-    let last_usable = le_u64(&hdr[48..]);
+    let alternate_lba = le64(&hdr, 32);
+    let first_usable = le64(&hdr, 40);
+    let last_usable = le64(&hdr, 48);
     let disk_guid = Uuid::from_bytes_le(hdr[56..72].try_into().expect("16 bytes"));
-    let entries_lba = le_u64(&hdr[72..]);
-    let entry_count = le_u32(&hdr[80..]);
-    let entry_size = le_u32(&hdr[84..]);
-    let entries_crc = le_u32(&hdr[88..]);
+    let entries_lba = le64(&hdr, 72);
+    let entry_count = le32(&hdr, 80);
+    let entry_size = le32(&hdr, 84);
+    let entries_crc = le32(&hdr, 88);
     if entry_size < 128 || !entry_size.is_multiple_of(8) || entry_size > 4096 {
         return Err(bad(format!("SizeOfPartitionEntry {entry_size} is not a multiple of 8 in 128..=4096")));
     }
@@ -286,15 +287,14 @@ fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table,
         if type_guid.is_nil() {
             continue;
         }
-        let name_units: Vec<u16> =
-            raw[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+        let name_units: Vec<u16> = (56..128).step_by(2).map(|at| le16(raw, at)).take_while(|&u| u != 0).collect();
         entries.push(Entry {
             number: index as u32 + 1,
             type_guid,
             part_guid: Uuid::from_bytes_le(raw[16..32].try_into().expect("16 bytes")),
-            first_lba: le_u64(&raw[32..]),
-            last_lba: le_u64(&raw[40..]),
-            attributes: le_u64(&raw[48..]),
+            first_lba: le64(raw, 32),
+            last_lba: le64(raw, 40),
+            attributes: le64(raw, 48),
             name: String::from_utf16_lossy(&name_units),
         });
     }
@@ -309,14 +309,6 @@ fn read_copy<D: BlockDevice>(dev: &mut D, copy: Copy, lba: u64) -> Result<Table,
         entry_count,
         entries,
     })
-}
-
-fn le_u32(b: &[u8]) -> u32 {
-    u32::from_le_bytes(b[..4].try_into().expect("4 bytes"))
-}
-
-fn le_u64(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
 }
 
 #[cfg(test)]
