@@ -15,6 +15,7 @@ use serde::Serialize;
 use visorsim_disk::BlockDevice;
 use visorsim_media::gpt;
 use visorsim_media::layout::{BASIC_DATA, EFI_SYSTEM};
+use visorsim_media::mbr::{self, PartitionEntry};
 
 /// What safeboot makes of a partition's type (`gpt_to_partinfo`, `vmfat_get_uuid`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -71,8 +72,8 @@ pub fn scan_volumes<D: BlockDevice>(dev: &mut D) -> VolumeTable {
             volumes: Vec::new(),
         };
     }
-    let entry1 = &lba0[446..462];
-    let protective = entry1[4] == 0xEE && le32(&entry1[8..]) == 1 && entry1[0] == 0;
+    let entry1 = PartitionEntry::parse(&lba0, 0);
+    let protective = entry1.is_protective() && entry1.status == 0;
     if protective {
         return match gpt::read_primary(dev) {
             Ok(table) => {
@@ -97,30 +98,36 @@ pub fn scan_volumes<D: BlockDevice>(dev: &mut D) -> VolumeTable {
     }
     let mut volumes = Vec::new();
     let mut extended = None;
-    for i in 0..4u32 {
-        let e = &lba0[446 + 16 * i as usize..462 + 16 * i as usize];
-        let (kind, start, len) = (e[4], u64::from(le32(&e[8..])), u64::from(le32(&e[12..])));
-        if matches!(kind, 0x05 | 0x0F | 0x85) && extended.is_none() {
+    for (number, e) in (1..).zip(mbr::entries(&lba0)) {
+        let start = u64::from(e.first_lba);
+        if e.is_extended() && extended.is_none() {
             extended = Some(start);
         }
-        volumes.push(Volume { number: i + 1, kind: mbr_kind(kind), first_lba: start, sectors: len });
+        volumes.push(Volume { number, kind: mbr_kind(e.kind), first_lba: start, sectors: e.sectors.into() });
     }
     let mut number = 4;
     if let Some(ext_start) = extended {
         let mut ebr_lba = ext_start;
         let mut ebr = vec![0u8; ss];
         for _ in 0..MAX_LOGICAL {
-            if dev.read_sectors(ebr_lba, &mut ebr).is_err() || ebr[510..512] != [0x55, 0xAA] {
+            if dev.read_sectors(ebr_lba, &mut ebr).is_err() || !mbr::has_signature(&ebr) {
                 break;
             }
-            let (kind, rel, len) = (ebr[446 + 4], u64::from(le32(&ebr[446 + 8..])), u64::from(le32(&ebr[446 + 12..])));
+            // An EBR's first entry is the logical partition (relative to the
+            // EBR), its second the link to the next EBR (relative to the
+            // extended partition).
+            let [logical, link, ..] = mbr::entries(&ebr);
             number += 1;
-            volumes.push(Volume { number, kind: mbr_kind(kind), first_lba: ebr_lba.saturating_add(rel), sectors: len });
-            let next = u64::from(le32(&ebr[462 + 8..]));
-            if ebr[462 + 4] == 0 || next == 0 {
+            volumes.push(Volume {
+                number,
+                kind: mbr_kind(logical.kind),
+                first_lba: ebr_lba.saturating_add(logical.first_lba.into()),
+                sectors: logical.sectors.into(),
+            });
+            if link.kind == 0 || link.first_lba == 0 {
                 break;
             }
-            ebr_lba = ext_start.saturating_add(next);
+            ebr_lba = ext_start.saturating_add(link.first_lba.into());
         }
     }
     VolumeTable { scheme: "mbr", error: None, max_number: number, volumes }
@@ -133,8 +140,4 @@ fn mbr_kind(kind: u8) -> PartKind {
         0xEF => PartKind::Efi,
         _ => PartKind::Other,
     }
-}
-
-fn le32(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
