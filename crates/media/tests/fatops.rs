@@ -1,5 +1,6 @@
 //! `fatops` on volumes made by our formatter and filled by `fatfs`. Each
-//! result is checked with `fsck.fat -n` when it is installed. Covered: the
+//! result is checked with `fsck.fat -n` when it is installed (required
+//! under `VISORSIM_REQUIRE_TOOLS`, see [`crate::util::tool`]). Covered: the
 //! `fatfs` mkdir bug and its repair, `mv -f` over an existing file and onto
 //! a new name (with the exact device writes), long and clashing short
 //! names, errors raised before any write, and random root directories that
@@ -18,9 +19,8 @@ use visorsim_media::fat::{self, FixedTime, Geometry, IMAGE_TIME};
 use visorsim_media::fatops::{self, DirSlot, FatOpError};
 use visorsim_media::fatread::FatReader;
 
-/// Partition start on every test disk.
-const FIRST: u64 = 64;
-const MIB: u64 = 1024 * 1024;
+use crate::util::{bytes, FIRST, MIB};
+
 const SIZES: [SectorSize; 2] = [SectorSize::S512, SectorSize::S4096];
 
 /// A later clock, so the source of a rename has times of its own.
@@ -196,16 +196,7 @@ impl Vol {
 
 fn fsck_binary() -> Option<&'static Path> {
     static BIN: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]);
-        let found = dirs.map(|d| d.join("fsck.fat")).find(|p| p.is_file());
-        if found.is_none() {
-            eprintln!("fsck.fat not installed: results are not checked with it");
-        }
-        found
-    })
-    .as_deref()
+    BIN.get_or_init(|| crate::util::tool("fsck.fat", "dosfstools")).as_deref()
 }
 
 /// (LBA, sectors) of each write; panics on a flush.
@@ -235,19 +226,6 @@ fn replay(vol: &Vol, events: &[LoggedIo], n: usize) -> Vol {
         }
     }
     copy
-}
-
-/// Deterministic pseudo-random bytes.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 /// `fatfs` 0.3.6 `Dir::create_dir` writes "." and ".." each behind an LFN

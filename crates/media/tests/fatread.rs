@@ -10,9 +10,7 @@ use visorsim_disk::{BlockDevice, DiskError, MemDisk, SectorSize};
 use visorsim_media::fat::{self, Geometry, IMAGE_TIME};
 use visorsim_media::fatread::{FatFile, FatReadError, FatReader, SectorRun};
 
-/// Partition start on every test disk.
-const FIRST: u64 = 64;
-const MIB: u64 = 1024 * 1024;
+use crate::util::{bytes, FIRST, MIB};
 
 /// A formatted volume on a memory disk.
 #[derive(Clone)]
@@ -101,19 +99,6 @@ impl Vol {
         }
         self.disk.write_sectors(lba, &table).unwrap();
     }
-}
-
-/// Deterministic pseudo-random bytes.
-fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 fn run_sectors(runs: &[SectorRun]) -> u64 {
