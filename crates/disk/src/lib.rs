@@ -18,7 +18,8 @@
 //!                     (what the `gpt` and `fatfs` crates want)
 //! ```
 //!
-//! Contract shared by every device (checked by one conformance suite):
+//! Contract shared by every device (checked on each device above, at both
+//! sector sizes, by one conformance suite: `tests/conformance.rs`):
 //! - a range outside the device is an error naming the LBA, never a panic;
 //! - a buffer whose length is not a whole number of sectors is an error;
 //! - a sector never written reads as zeros;
