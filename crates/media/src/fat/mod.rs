@@ -51,7 +51,7 @@ pub mod ops;
 pub mod read;
 pub(crate) mod table;
 
-pub use geometry::{Geometry, RESERVED_SECTORS, ROOT_ENTRIES};
+pub use geometry::{BootSectorError, Geometry, RESERVED_SECTORS, ROOT_ENTRIES};
 
 /// Why a FAT volume could not be made or opened.
 #[derive(Debug, thiserror::Error)]
