@@ -1,0 +1,337 @@
+//! Loading one boot module exactly as mboot does (`mboot/load.c:load_module`,
+//! `extract_cksum_module`, `bootlib/gzip.c:gzip_extract`; ESXI-BOOT.md 6.1–6.3),
+//! keeping the bytes, fast.
+//!
+//! ```text
+//!   file ──► MD5 (compressed) ──────────────────────────────────────────┐  helper thread
+//!     │                                                                  │
+//!     ├─ not 1F 8B ─► accepted uncompressed + 2 warnings                 │
+//!     ├─ header_len ─► ERR_BAD_HEADER / ERR_UNSUPPORTED                  │
+//!     ├─ CRC32, ISIZE = last 8 bytes; size == header + 8 ─► ERR_INCONSISTENT_DATA
+//!     ├─ ISIZE 0 ─► empty module (payload <= 256) / "likely corrupt"     │
+//!     ├─ ISIZE > budget left ─► ERR_OUT_OF_RESOURCES (nothing allocated) │
+//!     └─ ISIZE-byte buffer ◄── raw inflate(payload + 1 byte) ──► CRC32 ──► CRC check
+//!                                       └─ pieces ──► MD5 (uncompressed)  helper thread
+//! ```
+//!
+//! What it promises:
+//! - **mboot's outcome, always.** The result (success, form, size, CRC, or
+//!   which error) is the one mboot's zlib reaches, for every backend. Only a
+//!   success whose CRC32 matches the trailer is taken from a fast backend;
+//!   anything else (an inflate error, a CRC mismatch) is decided again by the
+//!   reference, zlib-rs streaming with zlib's exact rules, so the errors are
+//!   those of [`crate::gzip::check_module`] (zlib-rs's wording of corrupt
+//!   data aside, which depends on how output is split between calls and which
+//!   mboot never prints). The one theoretical gap: libdeflate and miniz_oxide
+//!   accept a few streams zlib rejects (more than 286 literal/length or 30
+//!   distance codes, lone incomplete codes, symbols 286/287 and distance codes
+//!   30/31), and libdeflate's segments could in principle be cut at a false
+//!   sync-flush point that passes every check below; either way the result is
+//!   taken as sound only if the bytes also match the trailer CRC32, which a
+//!   corrupted module does with probability 2^-32 and only a crafted one does
+//!   on purpose. Use [`Backend::Zlibrs`] to rule even that out.
+//! - **No allocation beyond the budget, no commit beyond the data.** The
+//!   [`LoadOptions::memory_budget`] check comes before any allocation. The
+//!   ISIZE buffer of a large module is an anonymous mapping reserved lazily
+//!   (`MAP_NORESERVE`): a 1 KiB file claiming 4 GiB reaches mboot's outcome
+//!   (buffer too small, or success with the shorter output) while committing
+//!   only the pages written, plus a prefault window bounded by 16 times the
+//!   compressed size. The mapping is cut to the produced size afterwards.
+//! - **Identical reports, whatever the backend or threading.** The MD5s are
+//!   computed off the critical path (the compressed one on a helper thread
+//!   while inflating, the uncompressed one on another, fed pieces of output as
+//!   they become final), but they are the plain MD5s of the same bytes.
+//!
+//! How it is fast (s.v00-like modules, 2 cores): the output buffer is a
+//! transparent-huge-page mapping populated ahead of the inflater by a helper
+//! (`MADV_POPULATE_WRITE`), so the inflater takes no page faults. libdeflate
+//! inflates a stream that has byte-aligned sync-flush points (`00 00 FF FF`,
+//! as visorsim's own modules and pigz-style files have) segment by segment,
+//! so its output streams to the MD5 thread and its CRC32 runs on cache-warm
+//! data; without the MD5s, a second lane inflates every other segment on the
+//! other core. A stream without such points is inflated in one call. zlib-rs
+//! streams in 1 MiB steps; miniz_oxide inflates in one call.
+//!
+//! Where it lives:
+//!
+//! ```text
+//!   mod.rs       the API: options, backends, the loaded module, load_module / load_modules
+//!   schedule.rs  one module as mboot loads it (framing, budget, MD5 helper) and many in parallel
+//!   buffer.rs    the ISIZE output buffer: heap, or a lazily committed THP mapping, prefaulted ahead
+//!   backend.rs   one checked inflate run: zlib-rs (the reference), miniz_oxide, libdeflate; CRC32 and MD5 sinks
+//!   lanes.rs     libdeflate segment by segment between sync-flush points, with a second lane
+//!   sys.rs       the only unsafe code: the mapping and one libdeflate call, each with its SAFETY note
+//! ```
+//!
+//! The only `unsafe` code is the small `sys` module (the mapping and one
+//! libdeflate call), each block with its SAFETY note.
+
+use md5::{Digest, Md5};
+use serde::Serialize;
+
+use crate::gzip::{GzipError, ModuleForm};
+use crate::status::{self, EsxStatus};
+
+mod backend;
+mod buffer;
+mod lanes;
+mod schedule;
+// The crate denies unsafe code; this module is the one exception.
+#[allow(unsafe_code)]
+mod sys;
+#[cfg(test)]
+mod testutil;
+
+pub use buffer::ModuleBuffer;
+
+/// Default [`LoadOptions::memory_budget`]: 2 GiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 2 << 30;
+
+/// The detail of ERR_INCONSISTENT_DATA for a file of exactly header + trailer
+/// (the same words as [`gzip::check_module`]).
+const NO_PAYLOAD: &str = "no deflate data between header and trailer";
+
+/// ISIZE 0 with a payload of at most this many bytes is an empty module.
+const EMPTY_MODULE_SLACK: usize = 256;
+
+// Size thresholds are much smaller under test, so that small inputs take
+// every path (mapping, helper threads, segments).
+
+/// Work on at least this many bytes goes to a helper thread; less is done inline.
+const THREAD_MIN: usize = if cfg!(test) { 8 << 10 } else { 1 << 20 };
+
+/// Which inflate implementation does the bulk work. All give the same results.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// libdeflate (the `libdeflater` crate): whole-buffer inflate, the fastest.
+    #[default]
+    Libdeflate,
+    /// zlib-rs through flate2 (SIMD paths picked at run time): streaming, and
+    /// zlib's exact rules; also the reference every backend falls back on.
+    Zlibrs,
+    /// miniz_oxide: whole-buffer inflate, the slowest.
+    Miniz,
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::Libdeflate, Backend::Zlibrs, Backend::Miniz];
+
+    /// A short name: `libdeflate`, `zlib-rs`, `miniz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Libdeflate => "libdeflate",
+            Backend::Zlibrs => "zlib-rs",
+            Backend::Miniz => "miniz",
+        }
+    }
+}
+
+/// How to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct LoadOptions {
+    /// Inflate implementation.
+    pub backend: Backend,
+    /// Bytes of memory the loader may hold. The compressed file plus an ISIZE
+    /// above what is left gives [`LoadError::OutOfResources`] without
+    /// allocating, as mboot's failed `malloc(ISIZE)` does. [`load_modules`]
+    /// charges each module for what the modules before it keep.
+    pub memory_budget: u64,
+    /// Compute both MD5s, as mboot always does. When false they are left zero
+    /// (except for an uncompressed module, whose warning names its MD5).
+    pub md5: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { backend: Backend::default(), memory_budget: DEFAULT_MEMORY_BUDGET, md5: true }
+    }
+}
+
+/// Why a module fails to load: mboot's fatal errors, with esx-boot's status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+pub enum LoadError {
+    /// ERR_BAD_HEADER: short file, reserved flag bits, or optional fields that do not fit.
+    #[error("Bad gzip header: {detail}")]
+    BadHeader {
+        /// What is wrong.
+        detail: String,
+    },
+    /// ERR_UNSUPPORTED: compression method other than deflate.
+    #[error("Unsupported compression method {method}")]
+    Unsupported {
+        /// The CM byte.
+        method: u8,
+    },
+    /// ERR_INCONSISTENT_DATA: corrupt deflate data, or no payload at all.
+    #[error("Inconsistent data: {detail}")]
+    InconsistentData {
+        /// What is wrong (zlib's message for corrupt data).
+        detail: String,
+    },
+    /// ERR_BUFFER_TOO_SMALL: the stream does not end within ISIZE bytes (or the input is truncated).
+    #[error("Buffer too small: the deflate stream does not end within ISIZE = {isize} bytes")]
+    BufferTooSmall {
+        /// The trailer's ISIZE.
+        isize: u32,
+    },
+    /// ERR_CRC_ERROR: the produced bytes do not have the trailer's CRC32.
+    #[error("CRC error during decompression. Received CRC ({received:#x}) != calculated CRC ({calculated:#x})")]
+    CrcError {
+        /// CRC32 from the trailer.
+        received: u32,
+        /// CRC32 of the produced bytes.
+        calculated: u32,
+    },
+    /// ERR_CRC_ERROR after "Module content is likely corrupt." (ISIZE 0, payload over 256 bytes).
+    #[error("Module content is likely corrupt.")]
+    LikelyCorrupt,
+    /// ERR_OUT_OF_RESOURCES: the ISIZE buffer does not fit in the memory left.
+    #[error("Out of resources for decompressing data({bytes})")]
+    OutOfResources {
+        /// The allocation that failed (ISIZE).
+        bytes: u64,
+    },
+    /// ERR_DEVICE_ERROR: the file could not be read (`file_load` failed;
+    /// never returned by this module's loaders, which take bytes).
+    #[error("Could not read the module: {0}")]
+    Read(String),
+}
+
+impl LoadError {
+    /// esx-boot's status for this error, as "Fatal error: `<code> (<text>)`" shows it.
+    pub fn status(&self) -> EsxStatus {
+        match self {
+            LoadError::BadHeader { .. } => status::BAD_HEADER,
+            LoadError::Unsupported { .. } => status::UNSUPPORTED,
+            LoadError::InconsistentData { .. } => status::INCONSISTENT_DATA,
+            LoadError::BufferTooSmall { .. } => status::BUFFER_TOO_SMALL,
+            LoadError::CrcError { .. } | LoadError::LikelyCorrupt => status::CRC_ERROR,
+            LoadError::OutOfResources { .. } => status::OUT_OF_RESOURCES,
+            LoadError::Read(_) => status::DEVICE_ERROR,
+        }
+    }
+
+    /// esx-boot's name for the status, e.g. `ERR_BAD_HEADER`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LoadError::BadHeader { .. } => "ERR_BAD_HEADER",
+            LoadError::Unsupported { .. } => "ERR_UNSUPPORTED",
+            LoadError::InconsistentData { .. } => "ERR_INCONSISTENT_DATA",
+            LoadError::BufferTooSmall { .. } => "ERR_BUFFER_TOO_SMALL",
+            LoadError::CrcError { .. } | LoadError::LikelyCorrupt => "ERR_CRC_ERROR",
+            LoadError::OutOfResources { .. } => "ERR_OUT_OF_RESOURCES",
+            LoadError::Read(_) => "ERR_DEVICE_ERROR",
+        }
+    }
+
+    /// The lines mboot logs for this failure of the module at `path`, before
+    /// "Fatal error": the error's own line, then
+    /// "Error `<code> (<text>)` while loading module: `<path>`". (mboot then
+    /// logs both MD5s, which the error does not carry.)
+    pub fn log_lines(&self, path: &str) -> Vec<String> {
+        let status = self.status();
+        let mut lines = match self {
+            // `is_gzip` fails: load_module reports it directly.
+            LoadError::BadHeader { .. } | LoadError::Unsupported { .. } => Vec::new(),
+            LoadError::InconsistentData { detail } if detail == NO_PAYLOAD => {
+                vec![format!("Error {} ({}) reading original filesize or received crc", status.code, status.text)]
+            }
+            LoadError::InconsistentData { .. } | LoadError::BufferTooSmall { .. } => {
+                vec![format!("Error {} ({}) while decompressing data", status.code, status.text)]
+            }
+            LoadError::Read(e) => vec![format!("Could not read {path}: {e}")],
+            LoadError::CrcError { .. } | LoadError::LikelyCorrupt | LoadError::OutOfResources { .. } => {
+                vec![self.to_string()]
+            }
+        };
+        lines.push(format!("Error {} ({}) while loading module: {path}", status.code, status.text));
+        lines
+    }
+}
+
+impl From<GzipError> for LoadError {
+    fn from(e: GzipError) -> Self {
+        match e {
+            GzipError::BadHeader(detail) => LoadError::BadHeader { detail },
+            GzipError::Unsupported(method) => LoadError::Unsupported { method },
+            GzipError::InconsistentData(detail) => LoadError::InconsistentData { detail },
+            GzipError::BufferTooSmall { isize } => LoadError::BufferTooSmall { isize },
+            GzipError::Crc { expected, actual } => LoadError::CrcError { received: expected, calculated: actual },
+            GzipError::LikelyCorrupt => LoadError::LikelyCorrupt,
+        }
+    }
+}
+
+/// A module as mboot holds it after `load_module`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedModule {
+    /// How it loaded.
+    pub form: ModuleForm,
+    /// The uncompressed bytes: exactly what inflate produced (the file itself
+    /// when uncompressed, nothing when empty).
+    pub data: ModuleBuffer,
+    /// File size.
+    pub compressed_size: u64,
+    /// Module size (`data.len()`).
+    pub size: u64,
+    /// The CRC32 checked against the trailer (gzip modules only).
+    pub crc32: Option<u32>,
+    /// MD5 of the file (zero when [`LoadOptions::md5`] is false).
+    pub md5_compressed: [u8; 16],
+    /// MD5 of `data` (zero when [`LoadOptions::md5`] is false). For an
+    /// uncompressed module this equals `md5_compressed`; mboot leaves its own
+    /// field unset there.
+    pub md5: [u8; 16],
+    /// The warnings mboot logs, in its words.
+    pub warnings: Vec<String>,
+}
+
+impl LoadedModule {
+    /// The module's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// An MD5 as mboot prints it: 32 lowercase hex digits.
+pub fn md5_hex(md5: &[u8; 16]) -> String {
+    md5.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loads one module the way mboot does, with the whole
+/// [`LoadOptions::memory_budget`] available. `path` is only used in warnings.
+///
+/// # Errors
+/// mboot's fatal errors; see [`LoadError`].
+pub fn load_module(path: &str, file: &[u8], opts: &LoadOptions) -> Result<LoadedModule, LoadError> {
+    schedule::load_within(path, file, opts, opts.memory_budget)
+}
+
+/// Loads several modules in parallel (at most `available_parallelism`
+/// threads, the largest files first) and returns the results in input
+/// order, as sequential mboot would: it stops at the first failure, so the
+/// result list ends with the first failure in list order (modules after it
+/// are not reported, and are skipped once it is known). Each module's budget
+/// is what [`LoadOptions::memory_budget`] leaves after the modules before it
+/// (gzip: ISIZE; uncompressed: the file; empty: nothing).
+pub fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<Result<LoadedModule, LoadError>> {
+    schedule::load_modules(files, opts)
+}
+
+fn md5_of(data: &[u8]) -> [u8; 16] {
+    Md5::digest(data).into()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The inflate paths taken on this thread, for tests.
+    static PATHS: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records an inflate path (tests only).
+fn note(_path: &'static str) {
+    #[cfg(test)]
+    PATHS.with(|p| p.borrow_mut().push(_path));
+}

@@ -1,0 +1,305 @@
+//! Scheduling the work of loading: one module as mboot loads it (the gzip
+//! framing checks, the memory budget, the compressed file's MD5 on a helper
+//! thread while inflating) and several modules in parallel, charged against
+//! one budget in list order and reported as sequential mboot would.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+
+use super::backend::inflate_checked;
+use super::buffer::{ModuleBuffer, Repr};
+use super::{md5_hex, md5_of, LoadError, LoadOptions, LoadedModule, EMPTY_MODULE_SLACK, NO_PAYLOAD, THREAD_MIN};
+use crate::gzip::{self, ModuleForm};
+
+/// [`super::load_modules`]: parallel, results in list order up to the first failure.
+pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<Result<LoadedModule, LoadError>> {
+    let n = files.len();
+    let mut budgets = Vec::with_capacity(n);
+    let mut held = 0u64;
+    for (_, file) in files {
+        budgets.push(opts.memory_budget.saturating_sub(held));
+        held = held.saturating_add(kept_after_load(file));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].1.len()));
+    let workers = thread::available_parallelism().map_or(1, |p| p.get()).min(n).max(1);
+    let next = AtomicUsize::new(0);
+    let first_failure = AtomicUsize::new(usize::MAX);
+
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&i) = order.get(k) else { break };
+            if i > first_failure.load(Ordering::Relaxed) {
+                continue;
+            }
+            let (path, file) = files[i];
+            let result = load_within(path, file, opts, budgets[i]);
+            if result.is_err() {
+                first_failure.fetch_min(i, Ordering::Relaxed);
+            }
+            done.push((i, result));
+        }
+        done
+    };
+    let mut slots: Vec<Option<Result<LoadedModule, LoadError>>> = (0..n).map(|_| None).collect();
+    thread::scope(|s| {
+        let handles: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        for (i, r) in all {
+            slots[i] = Some(r);
+        }
+    });
+    let end = first_failure.into_inner().saturating_add(1).min(n);
+    slots.truncate(end);
+    slots.into_iter().map(|r| r.expect("every module up to the first failure was loaded")).collect()
+}
+
+/// Memory a module keeps once loaded: mboot's `malloc(ISIZE)` for gzip, the
+/// file buffer for an uncompressed module, nothing for an empty one.
+fn kept_after_load(file: &[u8]) -> u64 {
+    match gzip::header_len(file) {
+        Ok(None) => file.len() as u64,
+        Ok(Some(_)) if file.len() >= 8 => {
+            u64::from(u32::from_le_bytes(file[file.len() - 4..].try_into().expect("4 bytes")))
+        }
+        _ => 0,
+    }
+}
+
+/// [`super::load_module`] with `budget` bytes left.
+pub(super) fn load_within(path: &str, file: &[u8], opts: &LoadOptions, budget: u64) -> Result<LoadedModule, LoadError> {
+    let header = match gzip::header_len(file)? {
+        Some(h) => h,
+        None => return Ok(uncompressed(path, file)),
+    };
+    // `header_len` guarantees at least 10 bytes, so the trailer is there.
+    let n = file.len();
+    let word = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().expect("4 bytes"));
+    let (received, isize) = (word(n - 8), word(n - 4));
+    // Computed unsigned, as mboot does: a file shorter than header + 8
+    // wraps around to a huge payload (and fails later).
+    let payload_len = n.wrapping_sub(8).wrapping_sub(header);
+    if payload_len == 0 {
+        return Err(LoadError::InconsistentData { detail: NO_PAYLOAD.into() });
+    }
+    if isize == 0 {
+        if payload_len > EMPTY_MODULE_SLACK {
+            return Err(LoadError::LikelyCorrupt);
+        }
+        let md5 = if opts.md5 { md5_of(&[]) } else { [0; 16] };
+        return Ok(LoadedModule {
+            form: ModuleForm::Empty,
+            data: ModuleBuffer(Repr::Heap(Vec::new())),
+            compressed_size: n as u64,
+            size: 0,
+            crc32: None,
+            md5_compressed: if opts.md5 { md5_of(file) } else { [0; 16] },
+            md5,
+            warnings: Vec::new(),
+        });
+    }
+    // mboot holds the compressed file while it allocates ISIZE bytes.
+    if u64::from(isize) > budget.saturating_sub(n as u64) {
+        return Err(LoadError::OutOfResources { bytes: u64::from(isize) });
+    }
+    // Raw inflate over the payload plus one byte (zlib's "dummy" byte).
+    let end = header.saturating_add(payload_len).saturating_add(1).min(n);
+    let input = &file[header.min(end)..end];
+
+    thread::scope(|s| {
+        let md5c = (opts.md5 && n >= THREAD_MIN).then(|| s.spawn(|| md5_of(file)));
+        let inflated = inflate_checked(input, isize, received, opts);
+        let md5_compressed = match md5c {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None if opts.md5 => md5_of(file),
+            None => [0; 16],
+        };
+        let (data, crc, md5) = inflated?;
+        Ok(LoadedModule {
+            form: ModuleForm::Gzip,
+            size: data.len() as u64,
+            data,
+            compressed_size: n as u64,
+            crc32: Some(crc),
+            md5_compressed,
+            md5: md5.unwrap_or([0; 16]),
+            warnings: Vec::new(),
+        })
+    })
+}
+
+/// Not gzip: accepted as is, with mboot's two warnings (PR 2273023).
+fn uncompressed(path: &str, file: &[u8]) -> LoadedModule {
+    // The warning names the MD5, so it is computed even when not asked for.
+    let md5 = md5_of(file);
+    LoadedModule {
+        form: ModuleForm::Uncompressed,
+        data: ModuleBuffer(Repr::Heap(file.to_vec())),
+        compressed_size: file.len() as u64,
+        size: file.len() as u64,
+        crc32: None,
+        md5_compressed: md5,
+        md5,
+        warnings: vec![
+            format!("Warning: uncompressed module {path}"),
+            format!("MD5: {}, size {}", md5_hex(&md5), file.len()),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::*;
+    use crate::gzip::ModuleForm;
+
+    #[test]
+    fn sound_module() {
+        let data = content(300_000, 1);
+        let f = gz(&data);
+        let m = load_all("/k.b00", &f).unwrap();
+        assert_eq!(m.form, ModuleForm::Gzip);
+        assert_eq!(&*m.data, &data[..]);
+        assert_eq!((m.size, m.compressed_size), (300_000, f.len() as u64));
+        assert_eq!(m.crc32, Some(crc32fast::hash(&data)));
+        assert_eq!(m.md5, md5_of(&data));
+        assert_eq!(m.md5_compressed, md5_of(&f));
+        assert!(m.warnings.is_empty());
+    }
+
+    #[test]
+    fn uncompressed_module_with_warnings() {
+        let m = load_all("/jumpstrt.gz", b"plain bytes").unwrap();
+        assert_eq!(m.form, ModuleForm::Uncompressed);
+        assert_eq!(&*m.data, b"plain bytes");
+        assert_eq!(m.crc32, None);
+        let md5 = md5_hex(&md5_of(b"plain bytes"));
+        assert_eq!(
+            m.warnings,
+            vec!["Warning: uncompressed module /jumpstrt.gz".to_string(), format!("MD5: {md5}, size 11")]
+        );
+        let m = load_all("/e", b"").unwrap();
+        assert_eq!((m.form, m.size), (ModuleForm::Uncompressed, 0));
+        assert_eq!(m.warnings[1], "MD5: d41d8cd98f00b204e9800998ecf8427e, size 0");
+        // One byte of magic is not gzip either.
+        assert_eq!(load_all("/e", &[0x1F]).unwrap().form, ModuleForm::Uncompressed);
+    }
+
+    #[test]
+    fn header_errors_are_fatal() {
+        let e = load_all("/m", &[0x1F, 0x8B, 8, 0]).unwrap_err();
+        assert!(matches!(e, LoadError::BadHeader { .. }));
+        assert_eq!((e.status().code, e.name()), (37, "ERR_BAD_HEADER"));
+        let mut f = gz(b"x");
+        f[3] = 0x20;
+        assert!(matches!(load_all("/m", &f), Err(LoadError::BadHeader { .. })));
+        let mut f = gz(b"x");
+        f[2] = 7;
+        let e = load_all("/m", &f).unwrap_err();
+        assert_eq!(e, LoadError::Unsupported { method: 7 });
+        assert_eq!((e.status().code, e.name()), (4, "ERR_UNSUPPORTED"));
+        let mut f = gz(b"x");
+        f[3] = 0x08; // FNAME without a NUL
+        f.truncate(12);
+        f[10] = b'a';
+        f[11] = b'b';
+        assert!(matches!(load_all("/m", &f), Err(LoadError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn header_plus_trailer_only_is_inconsistent() {
+        let mut f = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3];
+        f.extend_from_slice(&[0; 8]);
+        let e = load_all("/m", &f).unwrap_err();
+        assert!(matches!(e, LoadError::InconsistentData { .. }));
+        assert_eq!((e.status().code, e.name()), (33, "ERR_INCONSISTENT_DATA"));
+    }
+
+    #[test]
+    fn isize_zero_rule_both_ways() {
+        let mut f = gz(b"small");
+        set_isize(&mut f, 0);
+        let m = load_all("/m", &f).unwrap();
+        assert_eq!((m.form, m.size, m.crc32), (ModuleForm::Empty, 0, None));
+        assert_eq!(m.md5, md5_of(b""));
+        let mut f = gz(&content(100_000, 4));
+        set_isize(&mut f, 0);
+        let e = load_all("/m", &f).unwrap_err();
+        assert_eq!(e, LoadError::LikelyCorrupt);
+        assert_eq!(e.to_string(), "Module content is likely corrupt.");
+        assert_eq!((e.status().code, e.name()), (28, "ERR_CRC_ERROR"));
+    }
+
+    #[test]
+    fn budget_exceeded_is_out_of_resources() {
+        let data = content(100_000, 9);
+        let f = gz(&data);
+        let tight = LoadOptions { memory_budget: 100_000 + f.len() as u64 - 1, ..LoadOptions::default() };
+        let e = load_module("/m", &f, &tight).unwrap_err();
+        assert_eq!(e, LoadError::OutOfResources { bytes: 100_000 });
+        assert_eq!(e.to_string(), "Out of resources for decompressing data(100000)");
+        assert_eq!((e.status().code, e.name()), (10, "ERR_OUT_OF_RESOURCES"));
+        let exact = LoadOptions { memory_budget: 100_000 + f.len() as u64, ..LoadOptions::default() };
+        assert!(load_module("/m", &f, &exact).is_ok());
+        // 4 GiB with the default budget: refused before any allocation.
+        let mut f = gz(b"tiny");
+        set_isize(&mut f, u32::MAX);
+        assert_eq!(load_all("/m", &f).unwrap_err(), LoadError::OutOfResources { bytes: u64::from(u32::MAX) });
+    }
+
+    #[test]
+    fn parallel_load_equals_sequential() {
+        let a = content(2 << 20, 10);
+        let b = content(300_000, 11);
+        let mut bad = gz(&content(50_000, 12));
+        let n = bad.len();
+        bad[n - 8] ^= 0xFF;
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("/b.b00".into(), gz(&a)),
+            ("/plain".into(), b"uncompressed".to_vec()),
+            ("/k.b00".into(), gz_chunked(&b, 100_000)),
+            ("/bad".into(), bad),
+            ("/after".into(), gz(&a)),
+        ];
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, f)| (p.as_str(), f.as_slice())).collect();
+        for b in Backend::ALL {
+            let o = opts(b);
+            let par = load_modules(&refs, &o);
+            let seq: Vec<_> = refs.iter().map(|(p, f)| load_module(p, f, &o)).take(4).collect();
+            assert_eq!(par, seq);
+            assert_eq!(par.len(), 4, "stops at the first failure");
+            // Without the failure: all of them.
+            let good: Vec<_> = refs.iter().copied().filter(|(p, _)| *p != "/bad").collect();
+            let par = load_modules(&good, &o);
+            assert!(par.iter().all(Result::is_ok));
+            assert_eq!(par, good.iter().map(|(p, f)| load_module(p, f, &o)).collect::<Vec<_>>());
+        }
+        // The budget is shared in list order.
+        let a = content(100_000, 14);
+        let f1 = gz(&a);
+        let f2 = gz(&b);
+        // Module 2 binds: it needs its file and ISIZE on top of module 1's ISIZE.
+        let budget = a.len() as u64 + b.len() as u64 + f2.len() as u64;
+        assert!(a.len() + f1.len() < budget as usize);
+        let o = LoadOptions { memory_budget: budget, ..LoadOptions::default() };
+        assert!(load_modules(&[("/1", &f1), ("/2", &f2)], &o).iter().all(Result::is_ok));
+        let o = LoadOptions { memory_budget: budget - 1, ..LoadOptions::default() };
+        let r = load_modules(&[("/1", &f1), ("/2", &f2)], &o);
+        assert_eq!(r[1], Err(LoadError::OutOfResources { bytes: b.len() as u64 }));
+        assert!(load_modules(&[], &o).is_empty());
+    }
+
+    #[test]
+    fn md5_off_leaves_digests_zero() {
+        let data = content(2 << 20, 13);
+        let f = gz(&data);
+        let m = load_module("/m", &f, &LoadOptions { md5: false, ..LoadOptions::default() }).unwrap();
+        assert_eq!((m.md5, m.md5_compressed), ([0; 16], [0; 16]));
+        assert_eq!(&*m.data, &data[..]);
+    }
+}
