@@ -400,10 +400,11 @@ fn fail(
     module: Option<String>,
     config: Option<&MbootConfig>,
 ) {
+    let fatal_line = fatal.fatal_line();
     for line in fatal.lines {
         log.push(LogLine { level: Level::Error, text: line });
     }
-    log.push(LogLine { level: Level::Error, text: format!("Fatal error: {}", fatal.status) });
+    log.push(LogLine { level: Level::Error, text: fatal_line });
     if let Some(config) = config {
         report.after_failure = Some(mboot::after_failure(config));
     }
@@ -478,7 +479,7 @@ fn load_all<D: BlockDevice>(
                 return Err((mboot::Fatal { status: status::NOT_FOUND, lines }, Some(spec.name.clone())));
             }
             (Some(Err(e)), None) => {
-                return Err((mboot::Fatal { status: e.status(), lines: vec![e.to_string()] }, Some(spec.name.clone())));
+                return Err((mboot::Fatal::from(&e), Some(spec.name.clone())));
             }
             (Some(Ok(m)), None) => m,
         };

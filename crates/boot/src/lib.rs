@@ -7,8 +7,9 @@
 //!   volume    which partitions safeboot sees (primary GPT only, or MBR)
 //!   safeboot  the bank decision: a pure function of scanned facts
 //!   mboot     module list, paths, kernel check, command line
+//!   gzip      the gzip core: header, trailer, mboot's load errors, and a
+//!             streaming module check for diagnostics (inspect)
 //!   load      the hot path: one module loaded as mboot does (inflate, CRC, MD5)
-//!   gzip      a streaming module check for diagnostics (inspect)
 //!   boot      a whole boot: I/O around safeboot and mboot, the module cache, the report
 //!   status    esx-boot's status codes
 //! ```

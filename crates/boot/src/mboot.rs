@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use crate::bootcfg::MbootConfig;
+use crate::gzip::LoadError;
 use crate::status::{self, EsxStatus};
 
 /// One file to load: module 0 is the kernel.
@@ -26,6 +27,21 @@ pub struct Fatal {
     pub status: EsxStatus,
     /// The lines logged before "Fatal error" (esx-boot's words).
     pub lines: Vec<String>,
+}
+
+impl Fatal {
+    /// The line mboot stops with: "Fatal error: <code> (<text>)".
+    pub fn fatal_line(&self) -> String {
+        format!("Fatal error: {}", self.status)
+    }
+}
+
+impl From<&LoadError> for Fatal {
+    /// A module that failed to load: the error's own line (its `Display`,
+    /// mboot's words), then the status.
+    fn from(e: &LoadError) -> Fatal {
+        Fatal { status: e.status(), lines: vec![e.to_string()] }
+    }
 }
 
 /// The files mboot loads, kernel first (`parse_config`): `kernel=` must be

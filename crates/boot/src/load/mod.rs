@@ -69,8 +69,7 @@
 use md5::{Digest, Md5};
 use serde::Serialize;
 
-use crate::gzip::{GzipError, ModuleForm};
-use crate::status::{self, EsxStatus};
+use crate::gzip::ModuleForm;
 
 mod backend;
 mod buffer;
@@ -86,13 +85,6 @@ pub use buffer::ModuleBuffer;
 
 /// Default [`LoadOptions::memory_budget`]: 2 GiB.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 2 << 30;
-
-/// The detail of ERR_INCONSISTENT_DATA for a file of exactly header + trailer
-/// (the same words as [`gzip::check_module`]).
-const NO_PAYLOAD: &str = "no deflate data between header and trailer";
-
-/// ISIZE 0 with a payload of at most this many bytes is an empty module.
-const EMPTY_MODULE_SLACK: usize = 256;
 
 // Size thresholds are much smaller under test, so that small inputs take
 // every path (mapping, helper threads, segments).
@@ -149,120 +141,7 @@ impl Default for LoadOptions {
     }
 }
 
-/// Why a module fails to load: mboot's fatal errors, with esx-boot's status.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
-pub enum LoadError {
-    /// ERR_BAD_HEADER: short file, reserved flag bits, or optional fields that do not fit.
-    #[error("Bad gzip header: {detail}")]
-    BadHeader {
-        /// What is wrong.
-        detail: String,
-    },
-    /// ERR_UNSUPPORTED: compression method other than deflate.
-    #[error("Unsupported compression method {method}")]
-    Unsupported {
-        /// The CM byte.
-        method: u8,
-    },
-    /// ERR_INCONSISTENT_DATA: corrupt deflate data, or no payload at all.
-    #[error("Inconsistent data: {detail}")]
-    InconsistentData {
-        /// What is wrong (zlib's message for corrupt data).
-        detail: String,
-    },
-    /// ERR_BUFFER_TOO_SMALL: the stream does not end within ISIZE bytes (or the input is truncated).
-    #[error("Buffer too small: the deflate stream does not end within ISIZE = {isize} bytes")]
-    BufferTooSmall {
-        /// The trailer's ISIZE.
-        isize: u32,
-    },
-    /// ERR_CRC_ERROR: the produced bytes do not have the trailer's CRC32.
-    #[error("CRC error during decompression. Received CRC ({received:#x}) != calculated CRC ({calculated:#x})")]
-    CrcError {
-        /// CRC32 from the trailer.
-        received: u32,
-        /// CRC32 of the produced bytes.
-        calculated: u32,
-    },
-    /// ERR_CRC_ERROR after "Module content is likely corrupt." (ISIZE 0, payload over 256 bytes).
-    #[error("Module content is likely corrupt.")]
-    LikelyCorrupt,
-    /// ERR_OUT_OF_RESOURCES: the ISIZE buffer does not fit in the memory left.
-    #[error("Out of resources for decompressing data({bytes})")]
-    OutOfResources {
-        /// The allocation that failed (ISIZE).
-        bytes: u64,
-    },
-    /// ERR_DEVICE_ERROR: the file could not be read (`file_load` failed;
-    /// never returned by this module's loaders, which take bytes).
-    #[error("Could not read the module: {0}")]
-    Read(String),
-}
-
-impl LoadError {
-    /// esx-boot's status for this error, as "Fatal error: `<code> (<text>)`" shows it.
-    pub fn status(&self) -> EsxStatus {
-        match self {
-            LoadError::BadHeader { .. } => status::BAD_HEADER,
-            LoadError::Unsupported { .. } => status::UNSUPPORTED,
-            LoadError::InconsistentData { .. } => status::INCONSISTENT_DATA,
-            LoadError::BufferTooSmall { .. } => status::BUFFER_TOO_SMALL,
-            LoadError::CrcError { .. } | LoadError::LikelyCorrupt => status::CRC_ERROR,
-            LoadError::OutOfResources { .. } => status::OUT_OF_RESOURCES,
-            LoadError::Read(_) => status::DEVICE_ERROR,
-        }
-    }
-
-    /// esx-boot's name for the status, e.g. `ERR_BAD_HEADER`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LoadError::BadHeader { .. } => "ERR_BAD_HEADER",
-            LoadError::Unsupported { .. } => "ERR_UNSUPPORTED",
-            LoadError::InconsistentData { .. } => "ERR_INCONSISTENT_DATA",
-            LoadError::BufferTooSmall { .. } => "ERR_BUFFER_TOO_SMALL",
-            LoadError::CrcError { .. } | LoadError::LikelyCorrupt => "ERR_CRC_ERROR",
-            LoadError::OutOfResources { .. } => "ERR_OUT_OF_RESOURCES",
-            LoadError::Read(_) => "ERR_DEVICE_ERROR",
-        }
-    }
-
-    /// The lines mboot logs for this failure of the module at `path`, before
-    /// "Fatal error": the error's own line, then
-    /// "Error `<code> (<text>)` while loading module: `<path>`". (mboot then
-    /// logs both MD5s, which the error does not carry.)
-    pub fn log_lines(&self, path: &str) -> Vec<String> {
-        let status = self.status();
-        let mut lines = match self {
-            // `is_gzip` fails: load_module reports it directly.
-            LoadError::BadHeader { .. } | LoadError::Unsupported { .. } => Vec::new(),
-            LoadError::InconsistentData { detail } if detail == NO_PAYLOAD => {
-                vec![format!("Error {} ({}) reading original filesize or received crc", status.code, status.text)]
-            }
-            LoadError::InconsistentData { .. } | LoadError::BufferTooSmall { .. } => {
-                vec![format!("Error {} ({}) while decompressing data", status.code, status.text)]
-            }
-            LoadError::Read(e) => vec![format!("Could not read {path}: {e}")],
-            LoadError::CrcError { .. } | LoadError::LikelyCorrupt | LoadError::OutOfResources { .. } => {
-                vec![self.to_string()]
-            }
-        };
-        lines.push(format!("Error {} ({}) while loading module: {path}", status.code, status.text));
-        lines
-    }
-}
-
-impl From<GzipError> for LoadError {
-    fn from(e: GzipError) -> Self {
-        match e {
-            GzipError::BadHeader(detail) => LoadError::BadHeader { detail },
-            GzipError::Unsupported(method) => LoadError::Unsupported { method },
-            GzipError::InconsistentData(detail) => LoadError::InconsistentData { detail },
-            GzipError::BufferTooSmall { isize } => LoadError::BufferTooSmall { isize },
-            GzipError::Crc { expected, actual } => LoadError::CrcError { received: expected, calculated: actual },
-            GzipError::LikelyCorrupt => LoadError::LikelyCorrupt,
-        }
-    }
-}
+pub use crate::gzip::LoadError;
 
 /// A module as mboot holds it after `load_module`.
 #[derive(Clone, Debug, PartialEq, Eq)]

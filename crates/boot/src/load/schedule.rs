@@ -8,8 +8,8 @@ use std::thread;
 
 use super::backend::inflate_checked;
 use super::buffer::{ModuleBuffer, Repr};
-use super::{md5_hex, md5_of, LoadError, LoadOptions, LoadedModule, EMPTY_MODULE_SLACK, NO_PAYLOAD, THREAD_MIN};
-use crate::gzip::{self, ModuleForm};
+use super::{md5_hex, md5_of, LoadError, LoadOptions, LoadedModule, THREAD_MIN};
+use crate::gzip::{self, ModuleForm, Payload, Trailer};
 
 /// [`super::load_modules`]: parallel, results in list order up to the first failure.
 pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<Result<LoadedModule, LoadError>> {
@@ -64,10 +64,8 @@ pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<R
 fn kept_after_load(file: &[u8]) -> u64 {
     match gzip::header_len(file) {
         Ok(None) => file.len() as u64,
-        Ok(Some(_)) if file.len() >= 8 => {
-            u64::from(u32::from_le_bytes(file[file.len() - 4..].try_into().expect("4 bytes")))
-        }
-        _ => 0,
+        Ok(Some(_)) => u64::from(Trailer::read(file).isize),
+        Err(_) => 0,
     }
 }
 
@@ -77,39 +75,30 @@ pub(super) fn load_within(path: &str, file: &[u8], opts: &LoadOptions, budget: u
         Some(h) => h,
         None => return Ok(uncompressed(path, file)),
     };
-    // `header_len` guarantees at least 10 bytes, so the trailer is there.
     let n = file.len();
-    let word = |at: usize| u32::from_le_bytes(file[at..at + 4].try_into().expect("4 bytes"));
-    let (received, isize) = (word(n - 8), word(n - 4));
-    // Computed unsigned, as mboot does: a file shorter than header + 8
-    // wraps around to a huge payload (and fails later).
-    let payload_len = n.wrapping_sub(8).wrapping_sub(header);
-    if payload_len == 0 {
-        return Err(LoadError::InconsistentData { detail: NO_PAYLOAD.into() });
-    }
-    if isize == 0 {
-        if payload_len > EMPTY_MODULE_SLACK {
-            return Err(LoadError::LikelyCorrupt);
+    let trailer = Trailer::read(file);
+    let (received, isize) = (trailer.crc32, trailer.isize);
+    // Raw inflate over the payload plus one byte (zlib's "dummy" byte).
+    let input = match gzip::framing(file, header, trailer)? {
+        Payload::Deflate(input) => input,
+        Payload::Empty => {
+            let md5 = if opts.md5 { md5_of(&[]) } else { [0; 16] };
+            return Ok(LoadedModule {
+                form: ModuleForm::Empty,
+                data: ModuleBuffer(Repr::Heap(Vec::new())),
+                compressed_size: n as u64,
+                size: 0,
+                crc32: None,
+                md5_compressed: if opts.md5 { md5_of(file) } else { [0; 16] },
+                md5,
+                warnings: Vec::new(),
+            });
         }
-        let md5 = if opts.md5 { md5_of(&[]) } else { [0; 16] };
-        return Ok(LoadedModule {
-            form: ModuleForm::Empty,
-            data: ModuleBuffer(Repr::Heap(Vec::new())),
-            compressed_size: n as u64,
-            size: 0,
-            crc32: None,
-            md5_compressed: if opts.md5 { md5_of(file) } else { [0; 16] },
-            md5,
-            warnings: Vec::new(),
-        });
-    }
+    };
     // mboot holds the compressed file while it allocates ISIZE bytes.
     if u64::from(isize) > budget.saturating_sub(n as u64) {
         return Err(LoadError::OutOfResources { bytes: u64::from(isize) });
     }
-    // Raw inflate over the payload plus one byte (zlib's "dummy" byte).
-    let end = header.saturating_add(payload_len).saturating_add(1).min(n);
-    let input = &file[header.min(end)..end];
 
     thread::scope(|s| {
         let md5c = (opts.md5 && n >= THREAD_MIN).then(|| s.spawn(|| md5_of(file)));

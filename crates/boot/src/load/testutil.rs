@@ -6,8 +6,8 @@ use std::io::Write;
 
 use flate2::{write::GzEncoder, Compression};
 
-use super::{load_module, Backend, LoadError, LoadOptions, LoadedModule, NO_PAYLOAD, PATHS};
-use crate::gzip::{self, ModuleForm};
+use super::{load_module, Backend, LoadError, LoadOptions, LoadedModule, PATHS};
+use crate::gzip::{self, ModuleForm, NO_PAYLOAD};
 
 pub(super) fn gz(data: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::default());
@@ -87,7 +87,7 @@ pub(super) fn normalized(e: &LoadError) -> LoadError {
 
 pub(super) fn check_summary(file: &[u8]) -> Result<(ModuleForm, u64), LoadError> {
     let c = gzip::check_module(file);
-    c.outcome.map(|form| (form, c.loaded_size.unwrap_or(0))).map_err(|e| normalized(&LoadError::from(e)))
+    c.outcome.map(|form| (form, c.loaded_size.unwrap_or(0))).map_err(|e| normalized(&e.0))
 }
 
 /// The inflate paths taken on this thread since the last call.
