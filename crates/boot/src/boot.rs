@@ -75,7 +75,7 @@ pub enum Outcome {
     NoHypervisor,
     /// The selected bank's build does not start with a digit.
     ChainloadFailed,
-    /// mboot stopped with "Fatal error: <code> (<text>)".
+    /// mboot stopped with "Fatal error: `<code> (<text>)`".
     LoadFailed {
         /// The status.
         status: EsxStatus,

@@ -20,7 +20,7 @@ pub struct ModuleSpec {
     pub options: String,
 }
 
-/// A fatal mboot error: "Fatal error: <code> (<text>)".
+/// A fatal mboot error: "Fatal error: `<code> (<text>)`".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Fatal {
     /// The status.
@@ -30,7 +30,7 @@ pub struct Fatal {
 }
 
 impl Fatal {
-    /// The line mboot stops with: "Fatal error: <code> (<text>)".
+    /// The line mboot stops with: "Fatal error: `<code> (<text>)`".
     pub fn fatal_line(&self) -> String {
         format!("Fatal error: {}", self.status)
     }
@@ -45,7 +45,7 @@ impl From<&LoadError> for Fatal {
 }
 
 /// The files mboot loads, kernel first (`parse_config`): `kernel=` must be
-/// set ("kernel=<FILEPATH> must be set"); `skip=` non-zero aborts.
+/// set (`"kernel=<FILEPATH> must be set"`); `skip=` non-zero aborts.
 pub fn module_specs(config: &MbootConfig) -> Result<Vec<ModuleSpec>, Fatal> {
     if config.skip != 0 {
         return Err(Fatal { status: status::ABORTED, lines: vec!["skip is set: boot aborted.".to_owned()] });

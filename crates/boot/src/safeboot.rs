@@ -186,7 +186,7 @@ pub enum Verdict {
     },
     /// "No hypervisor found."
     NoHypervisor,
-    /// "ESX version is unknown." / "Failed to chainload BANK<n>."
+    /// "ESX version is unknown." / "Failed to chainload `BANK<n>`."
     UnknownVersion {
         /// The selected bank.
         bank: u32,

@@ -1,6 +1,6 @@
 //! esx-boot's status codes (`include/error.h`), numbered as the loader
-//! prints them in "Fatal error: <code> (<text>)" and in
-//! "failed to overwrite /boot.cfg: <code> (ignored)".
+//! prints them in "Fatal error: `<code> (<text>)`" and in
+//! "failed to overwrite /boot.cfg: `<code>` (ignored)".
 
 use serde::Serialize;
 

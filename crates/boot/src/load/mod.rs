@@ -63,6 +63,9 @@
 //!   sys.rs       the only unsafe code: the mapping and one libdeflate call, each with its SAFETY note
 //! ```
 //!
+//! The gzip header, the trailer, the rules between them and [`LoadError`]
+//! are [`crate::gzip`]'s, shared with [`crate::gzip::check_module`].
+//!
 //! The only `unsafe` code is the small `sys` module (the mapping and one
 //! libdeflate call), each block with its SAFETY note.
 
