@@ -20,7 +20,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use serde::Serialize;
 use visorsim_disk::{BlockDevice, ContentToken, DiskErrorKind};
@@ -54,6 +54,11 @@ pub enum ShiftR {
     InMboot(Answer),
 }
 
+/// A monotonic clock: time since some fixed start. Injected (the library
+/// never reads the wall clock itself), so a boot without one is a pure
+/// function of the disk and the options.
+pub type MonotonicClock = fn() -> Duration;
+
 /// How to boot.
 #[derive(Clone, Debug, Default)]
 pub struct BootOptions {
@@ -63,6 +68,9 @@ pub struct BootOptions {
     pub fake_write_error: bool,
     /// Module loading.
     pub load: LoadOptions,
+    /// Read before and after the module load to fill
+    /// [`BootReport::load_micros`]; `None` (the default) leaves it `None`.
+    pub clock: Option<MonotonicClock>,
 }
 
 /// How the boot ended.
@@ -163,9 +171,10 @@ pub struct BootReport {
     pub kernel_cmdline: Option<String>,
     /// Every module loaded, kernel first (up to the failure).
     pub modules: Vec<ModuleLoad>,
-    /// Wall time of loading the modules not found in the cache. They load
-    /// in parallel (largest first), so there is no meaningful time per module.
-    pub load_micros: u64,
+    /// Wall time of loading the modules not found in the cache, by
+    /// [`BootOptions::clock`] (`None` without one). They load in parallel
+    /// (largest first), so there is no meaningful time per module.
+    pub load_micros: Option<u64>,
     /// What mboot does after a fatal error.
     pub after_failure: Option<AfterFailure>,
     /// The whole log, in order.
@@ -297,7 +306,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         title: None,
         kernel_cmdline: None,
         modules: Vec::new(),
-        load_micros: 0,
+        load_micros: None,
         after_failure: None,
         log: Vec::new(),
     };
@@ -372,7 +381,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
             cache.as_deref_mut(),
             &mut report.modules,
             &mut warnings,
-            &mut report.load_micros,
+            (options.clock, &mut report.load_micros),
         );
         log.extend(warnings.into_iter().map(|text| LogLine { level: Level::Warning, text }));
         match loaded {
@@ -422,7 +431,7 @@ fn load_all<D: BlockDevice>(
     mut cache: Option<&mut ModuleCache>,
     out: &mut Vec<ModuleLoad>,
     warnings: &mut Vec<String>,
-    load_micros: &mut u64,
+    (clock, load_micros): (Option<MonotonicClock>, &mut Option<u64>),
 ) -> Result<(), (mboot::Fatal, Option<String>)> {
     // Locate every file first: a missing one stops the boot at its turn.
     let mut located = Vec::new();
@@ -456,10 +465,10 @@ fn load_all<D: BlockDevice>(
             Err(e) => read_failures[i] = Some(e.to_string()),
         }
     }
-    let started = Instant::now();
+    let started = clock.map(|now| now());
     let inputs: Vec<(&str, &[u8])> = to_load.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
     let loaded = load_modules(&inputs, options);
-    *load_micros = started.elapsed().as_micros() as u64;
+    *load_micros = clock.zip(started).map(|(now, started)| now().saturating_sub(started).as_micros() as u64);
     for ((i, _, _), result) in to_load.iter().zip(loaded) {
         let result = result.map(Arc::new);
         if let (Some(key), Some(cache)) = (tokens[*i].take(), cache.as_deref_mut()) {
