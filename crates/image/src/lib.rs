@@ -25,3 +25,6 @@ pub mod kernel;
 pub mod payload;
 pub mod system;
 pub mod time;
+
+#[cfg(test)]
+mod test_tools;
