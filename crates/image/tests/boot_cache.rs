@@ -3,22 +3,16 @@
 //! a changed module is loaded again.
 
 use visorsim_boot::boot::{boot, BootOptions, ModuleCache, Outcome};
-use visorsim_disk::{MemDisk, SectorSize};
-use visorsim_image::install::{install_fresh, write_files, InstallOptions};
-use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
-use visorsim_media::layout::Layout;
+use visorsim_disk::MemDisk;
+use visorsim_image::install::write_files;
+use visorsim_image::system::{ImageFile, SystemImage};
 
-fn disk() -> (MemDisk, SystemImage) {
-    let spec = ImageSpec {
-        version: "6.7.0".into(),
-        build_number: 1,
-        seed: 5,
-        payload: PayloadSize::Compressed(300_000),
-        hostname: "h".into(),
-    };
-    let image = SystemImage::build(&spec, None, &mut |_, _| {}).unwrap();
-    let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 5 };
-    (install_fresh(&image, &options).unwrap().0, image)
+use crate::util::{esxi6, esxi6_partition};
+
+/// A fork of the shared install, and its image.
+fn disk() -> (MemDisk, &'static SystemImage) {
+    let fixture = esxi6();
+    (fixture.disk.fork(), &fixture.image)
 }
 
 fn strip(report: &visorsim_boot::boot::BootReport) -> Vec<(String, u64, Option<String>, Option<String>)> {
@@ -59,7 +53,7 @@ fn a_changed_module_is_loaded_again_and_its_failure_reported() {
     let mut cfg = image.boot_cfg.clone();
     cfg.updated = 1;
     files.push(ImageFile { name: "boot.cfg".into(), data: cfg.render().into_bytes() });
-    write_files(&mut changed, Layout::Esxi6.plan(None).unwrap().partition(5).unwrap(), &files).unwrap();
+    write_files(&mut changed, &esxi6_partition(5), &files).unwrap();
     let report = boot(&mut changed, &options, Some(&mut cache));
     assert!(
         matches!(report.outcome, Outcome::LoadFailed { ref module, .. } if module.as_deref() == Some("s.v00")),

@@ -1,8 +1,12 @@
 //! The image parts (payload, kernel, archives) through their public API,
 //! and the promise that hostile archives cannot make the reader allocate
-//! past its limits. Its own test binary because it installs a counting
-//! global allocator (per thread, so tests running in parallel do not see
-//! each other's allocations).
+//! past its limits.
+//!
+//! This module installs the binary's global allocator: the system
+//! allocator, counting live bytes per thread. It shares the `tests` binary
+//! because the counts are per thread (each test runs on its own thread, so
+//! tests in parallel do not see each other's allocations) and the counting
+//! only forwards: the other modules run on the system allocator as before.
 
 // The counting allocator needs `unsafe impl GlobalAlloc`; it only forwards
 // to the system allocator.
