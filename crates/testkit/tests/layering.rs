@@ -2,7 +2,8 @@
 //! depends (normal, build or dev) only on crates below it in the data flow
 //!
 //! ```text
-//!   testkit, tools  (side crates: depend on no visorsim crate)
+//!   testkit ← tools  (side crates: the tools crate depends on no visorsim
+//!                     crate but the test kit, for its tests)
 //!   disk ← media ← boot ← image ← host ← scenario ← visorsim ← benches
 //! ```
 //!
@@ -14,8 +15,9 @@ use std::process::Command;
 /// Rank in the data flow; a crate may depend only on lower ranks.
 fn rank(name: &str) -> Option<u32> {
     Some(match name {
-        "visorsim-testkit" | "visorsim-tools" => 0,
-        "visorsim-disk" => 1,
+        "visorsim-testkit" => 0,
+        // Beside disk: neither may depend on the other.
+        "visorsim-tools" | "visorsim-disk" => 1,
         "visorsim-media" => 2,
         "visorsim-boot" => 3,
         "visorsim-image" => 4,

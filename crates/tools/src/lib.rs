@@ -1,394 +1,246 @@
-//! `qemu-img` through `std::process`: export a boot-disk image to vmdk,
-//! qcow2 or vhdx, import one back to raw, and inspect or check an image.
+//! External programs for visorsim, through `std::process`: `qemu-img`
+//! ([`QemuImg`]: export and import vmdk, qcow2 and vhdx), `fsck.fat`
+//! ([`fsck_fat`]: is a FAT volume sound?) and `sgdisk` ([`sgdisk`]: is a
+//! GPT sound?).
 //!
-//! visorsim works on raw images; support engineers receive customer boot
-//! devices as vmdk (or qcow2/vhdx) and hand results back the same way. This
-//! crate runs the `qemu-img` binary (Debian package `qemu-utils`) rather
-//! than reimplementing the formats.
+//! visorsim reimplements none of these formats' checkers or converters; it
+//! runs the Debian tools that support engineers trust, and this crate is the
+//! only place that does. It depends on no visorsim crate.
 //!
-//! Promises:
-//! - **The input is never modified.** `convert` only reads its input, and
-//!   refuses to write over it; `info` and `check` open the image read-only
-//!   with force-share (`-U`), so they also work on an image in use.
-//! - **`convert` is atomic.** qemu-img writes to a temporary file
-//!   `.NAME.visorsim-PID-N.tmp` beside the output; it is synced and renamed
-//!   over the output only once qemu-img has succeeded, and removed on any
-//!   failure. The output is either the old file or the complete new one.
-//! - **Raw output stays sparse** (qemu-img skips zero runs by default).
-//! - **File names are file names.** A relative path is passed as `./path`,
-//!   so qemu-img never takes `nbd:...` or `json:{...}` for a protocol, nor
-//!   `-x` for an option.
-//! - **Errors say what to do.** A missing program is
-//!   [`QemuError::ToolMissing`] naming the Debian package; a failed run is
-//!   [`QemuError::Failed`] with the command line (quoted so it can be rerun)
-//!   and qemu-img's stderr.
+//! Every program is run the same way, by one runner:
+//! - **Found first.** A name is looked up on `PATH` (a path is used as it
+//!   is); a missing program is an error naming the Debian package that
+//!   provides it ([`ToolError::Missing`], [`QemuError::ToolMissing`]).
+//! - **Never interactive, never translated.** stdin is `/dev/null` and
+//!   `LC_ALL=C`, so the output parsed here is the English one.
+//! - **Time-limited.** Each call has a limit (generous by default:
+//!   [`qemu_img::DEFAULT_TIMEOUT`], [`fsck_fat::DEFAULT_TIMEOUT`],
+//!   [`sgdisk::DEFAULT_TIMEOUT`]; each tool has `with_timeout`). A program
+//!   still running at the limit is killed, and the call returns
+//!   [`ToolError::TimedOut`] (or [`QemuError::TimedOut`]) naming the
+//!   command, instead of hanging the test or the CLI.
+//! - **Errors say what to do**: the command line (shell-quoted, so it can be
+//!   rerun by hand) and the program's stderr.
 
-mod error;
+pub mod fsck_fat;
+pub mod qemu_img;
+pub mod sgdisk;
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use serde_json::Value;
+pub use fsck_fat::{FsckFat, FsckReport};
+pub use qemu_img::{CheckReport, ImageFormat, ImageInfo, QemuError, QemuImg, PACKAGE, PROGRAM_ENV};
+pub use sgdisk::{Sgdisk, SgdiskReport};
 
-pub use error::QemuError;
-
-/// Environment variable naming the `qemu-img` program to use instead of the
-/// one on `PATH`.
-pub const PROGRAM_ENV: &str = "VISORSIM_QEMU_IMG";
-
-/// The Debian package that provides `qemu-img`.
-pub const PACKAGE: &str = "qemu-utils";
-
-/// Most of qemu-img's stderr kept in an error message.
+/// Most of a program's stderr kept in an error message.
 const STDERR_LIMIT: usize = 4096;
 
-/// A disk image format visorsim can export to and import from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ImageFormat {
-    /// A plain sector-by-sector image (sparse on disk).
-    Raw,
-    /// QEMU copy-on-write v2.
-    Qcow2,
-    /// VMware virtual disk (qemu-img's default subformat, monolithicSparse).
-    Vmdk,
-    /// Hyper-V virtual disk (dynamic).
-    Vhdx,
+/// An error running `fsck.fat` or `sgdisk` (qemu-img has [`QemuError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The program could not be started because it does not exist.
+    #[error(
+        "{program} not found{}: install the Debian package {package} (apt-get install {package})",
+        if .program.contains('/') { "" } else { " on PATH" }
+    )]
+    Missing {
+        /// The program as it was looked up (`fsck.fat`, or the path given).
+        program: String,
+        /// The Debian package that provides it.
+        package: String,
+    },
+
+    /// The program ran past its time limit and was killed.
+    #[error("Command `{command}` timed out after {} and was killed", seconds(*.limit))]
+    TimedOut {
+        /// The command line, shell-quoted.
+        command: String,
+        /// The limit it ran past.
+        limit: Duration,
+    },
+
+    /// The program ran and exited in a way that gives no answer.
+    #[error("Command `{command}` failed ({status}): {stderr}")]
+    Failed {
+        /// The command line, shell-quoted.
+        command: String,
+        /// How it exited.
+        status: ExitStatus,
+        /// What it printed on stderr (trimmed, at most a few KiB).
+        stderr: String,
+    },
+
+    /// Reading or writing a file (or starting the program) failed.
+    #[error("I/O error on {}", .path.display())]
+    Io {
+        /// The file (or program) concerned.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
 }
 
-impl ImageFormat {
-    /// Every format, in a stable order.
-    pub const ALL: [ImageFormat; 4] = [ImageFormat::Raw, ImageFormat::Qcow2, ImageFormat::Vmdk, ImageFormat::Vhdx];
-
-    /// visorsim's name for the format (what `FromStr` and `Display` use).
-    pub const fn name(self) -> &'static str {
-        match self {
-            ImageFormat::Raw => "raw",
-            ImageFormat::Qcow2 => "qcow2",
-            ImageFormat::Vmdk => "vmdk",
-            ImageFormat::Vhdx => "vhdx",
-        }
+impl ToolError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> ToolError {
+        ToolError::Io { path: path.into(), source }
     }
 
-    /// The name qemu-img uses for `-f` and `-O`.
-    pub const fn qemu_name(self) -> &'static str {
-        match self {
-            ImageFormat::Raw => "raw",
-            ImageFormat::Qcow2 => "qcow2",
-            ImageFormat::Vmdk => "vmdk",
-            ImageFormat::Vhdx => "vhdx",
-        }
-    }
-
-    /// The format with this qemu-img name (as `qemu-img info` reports it).
-    pub fn from_qemu_name(name: &str) -> Option<ImageFormat> {
-        ImageFormat::ALL.into_iter().find(|f| f.qemu_name() == name)
-    }
-
-    /// Whether `qemu-img check` can verify images of this format (raw has
-    /// no metadata to check).
-    pub const fn is_checkable(self) -> bool {
-        !matches!(self, ImageFormat::Raw)
-    }
-}
-
-impl fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ImageFormat {
-    type Err = QemuError;
-
-    /// Parses `raw`, `qcow2`, `vmdk` or `vhdx`, ignoring ASCII case.
-    fn from_str(s: &str) -> Result<ImageFormat, QemuError> {
-        ImageFormat::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| {
-            QemuError::parse("image format", format!("unknown format {s:?} (expected raw, qcow2, vmdk or vhdx)"))
-        })
+    /// `Failed`, for `program args` that exited with `out.status`.
+    pub(crate) fn failed(program: &Path, args: &[OsString], out: &Output) -> ToolError {
+        ToolError::Failed { command: command_line(program, args), status: out.status, stderr: stderr_text(out) }
     }
 }
 
-/// What `qemu-img info` says about an image.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// qemu-img's name of the format it found (`raw`, `qcow2`, `vmdk`,
-    /// `vhdx`, or another one qemu-img knows, such as `vpc`).
-    pub format: String,
-    /// Size of the disk the image holds, in bytes.
-    pub virtual_size: u64,
-    /// Bytes the image file occupies on the host, if qemu-img knows.
-    pub actual_size: Option<u64>,
-    /// Whether the image is marked dirty (not closed cleanly).
-    pub dirty: bool,
-}
-
-impl ImageInfo {
-    /// The format as an [`ImageFormat`], if it is one visorsim handles.
-    pub fn image_format(&self) -> Option<ImageFormat> {
-        ImageFormat::from_qemu_name(&self.format)
-    }
-
-    /// Parses the output of `qemu-img info --output=json`.
-    pub fn from_json(json: &str) -> Result<ImageInfo, QemuError> {
-        const WHAT: &str = "qemu-img info output";
-        let value: Value = serde_json::from_str(json).map_err(|e| QemuError::parse(WHAT, e.to_string()))?;
-        let format = value
-            .get("format")
-            .and_then(Value::as_str)
-            .ok_or_else(|| QemuError::parse(WHAT, "no \"format\" string"))?
-            .to_owned();
-        let virtual_size = value
-            .get("virtual-size")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| QemuError::parse(WHAT, "no \"virtual-size\" number"))?;
-        let actual_size = value.get("actual-size").and_then(Value::as_u64);
-        let dirty = value.get("dirty-flag").and_then(Value::as_bool).unwrap_or(false);
-        Ok(ImageInfo { format, virtual_size, actual_size, dirty })
-    }
-}
-
-/// What `qemu-img check` found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    /// qemu-img's name of the format checked.
-    pub format: String,
-    /// Metadata errors that can lose or corrupt data.
-    pub corruptions: u64,
-    /// Clusters allocated but not used (wasted space, harmless).
-    pub leaks: u64,
-    /// Errors that stopped parts of the check from running.
-    pub check_errors: u64,
-}
-
-impl CheckReport {
-    /// No corruption, no leak, and the whole check ran.
-    pub fn is_clean(&self) -> bool {
-        self.corruptions == 0 && self.leaks == 0 && self.check_errors == 0
-    }
-
-    /// Parses the output of `qemu-img check --output=json`. A count that is
-    /// absent is zero (qemu-img leaves out `corruptions` and `leaks` when
-    /// there are none).
-    pub fn from_json(json: &str) -> Result<CheckReport, QemuError> {
-        const WHAT: &str = "qemu-img check output";
-        let value: Value = serde_json::from_str(json).map_err(|e| QemuError::parse(WHAT, e.to_string()))?;
-        if !value.is_object() {
-            return Err(QemuError::parse(WHAT, "not a JSON object"));
-        }
-        let count = |key: &str| -> Result<u64, QemuError> {
-            match value.get(key) {
-                None => Ok(0),
-                Some(v) => v.as_u64().ok_or_else(|| QemuError::parse(WHAT, format!("{key:?} is not a count: {v}"))),
-            }
-        };
-        Ok(CheckReport {
-            format: value.get("format").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            corruptions: count("corruptions")?,
-            leaks: count("leaks")?,
-            check_errors: count("check-errors")?,
-        })
-    }
-}
-
-/// The `qemu-img` program.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QemuImg {
-    program: PathBuf,
-}
-
-impl Default for QemuImg {
-    fn default() -> QemuImg {
-        QemuImg::new()
-    }
-}
-
-impl QemuImg {
-    /// The program named by `VISORSIM_QEMU_IMG` if set, else `qemu-img`
-    /// found on `PATH`. Does not fail: if there is none, the first call
-    /// returns [`QemuError::ToolMissing`].
-    pub fn new() -> QemuImg {
-        match std::env::var_os(PROGRAM_ENV) {
-            Some(program) if !program.is_empty() => QemuImg::with_program(program),
-            _ => QemuImg::with_program(find_on_path("qemu-img").unwrap_or_else(|| PathBuf::from("qemu-img"))),
-        }
-    }
-
-    /// A specific program (a path, or a name looked up on `PATH` when run).
-    pub fn with_program(program: impl Into<PathBuf>) -> QemuImg {
-        QemuImg { program: program.into() }
-    }
-
-    /// The program that will be run.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
-    /// The version number, such as `10.0.2`, from `qemu-img --version`.
-    pub fn version(&self) -> Result<String, QemuError> {
-        let out = self.run_ok(&[OsString::from("--version")])?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let first = text.lines().next().unwrap_or_default();
-        let mut words = first.split_whitespace();
-        words
-            .by_ref()
-            .find(|w| *w == "version")
-            .and_then(|_| words.next())
-            .map(str::to_owned)
-            .ok_or_else(|| QemuError::parse("qemu-img --version output", format!("no version in {first:?}")))
-    }
-
-    /// Converts `input` to `output` in `output_format`, atomically (see the
-    /// module documentation). With `input_format` `None` qemu-img probes
-    /// the input's format. `input` is never modified; converting an image
-    /// onto itself is refused.
-    pub fn convert(
-        &self,
-        input: &Path,
-        input_format: Option<ImageFormat>,
-        output: &Path,
-        output_format: ImageFormat,
-    ) -> Result<(), QemuError> {
-        let input_meta = fs::metadata(input).map_err(|e| QemuError::io(input, e))?;
-        if let Ok(output_meta) = fs::metadata(output) {
-            if output_meta.dev() == input_meta.dev() && output_meta.ino() == input_meta.ino() {
-                return Err(QemuError::Refused {
-                    path: output.to_owned(),
-                    reason: format!("the output is the input {}", input.display()),
-                });
-            }
-        }
-        let file_name = output.file_name().ok_or_else(|| QemuError::Refused {
-            path: output.to_owned(),
-            reason: "the output path has no file name".to_owned(),
-        })?;
-        let dir = match output.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = TempOutput::create(dir, file_name).map_err(|e| QemuError::io(output, e))?;
-
-        let mut args: Vec<OsString> = vec!["convert".into(), "-q".into()];
-        if let Some(format) = input_format {
-            args.extend(["-f".into(), format.qemu_name().into()]);
-        }
-        args.extend(["-O".into(), output_format.qemu_name().into()]);
-        args.push(file_arg(input));
-        args.push(file_arg(&temp.path));
-        self.run_ok(&args)?;
-
-        // qemu-img flushes on close; sync again so the rename never exposes
-        // a file whose data is still only in the page cache.
-        File::open(&temp.path).and_then(|f| f.sync_all()).map_err(|e| QemuError::io(&temp.path, e))?;
-        temp.persist(output).map_err(|e| QemuError::io(output, e))?;
-        // Best effort: make the rename itself durable.
-        let _ = File::open(dir).and_then(|d| d.sync_all());
-        Ok(())
-    }
-
-    /// `qemu-img info` of `image`, with format probing, read-only and
-    /// force-share.
-    pub fn info(&self, image: &Path) -> Result<ImageInfo, QemuError> {
-        let args = ["info".into(), "--output=json".into(), "-U".into(), file_arg(image)];
-        let out = self.run_ok(&args)?;
-        ImageInfo::from_json(&String::from_utf8_lossy(&out.stdout))
-    }
-
-    /// `qemu-img check` of `image` as `format`, read-only and force-share.
-    /// A report with corruptions or leaks is `Ok` (see
-    /// [`CheckReport::is_clean`]); an error means the check could not run.
-    /// Raw images have nothing to check and are refused.
-    pub fn check(&self, image: &Path, format: ImageFormat) -> Result<CheckReport, QemuError> {
-        if !format.is_checkable() {
-            return Err(QemuError::not_checkable(image, format));
-        }
-        let args = [
-            "check".into(),
-            "--output=json".into(),
-            "-U".into(),
-            "-f".into(),
-            format.qemu_name().into(),
-            file_arg(image),
-        ];
-        let out = self.run(&args)?;
-        // 0 clean, 1 check incomplete, 2 corruptions, 3 leaks: all but a
-        // failure to open or parse the image still print a JSON report.
-        if matches!(out.status.code(), Some(0..=3)) {
-            if let Ok(report) = CheckReport::from_json(&String::from_utf8_lossy(&out.stdout)) {
-                return Ok(report);
-            }
-        }
-        Err(self.failed(&args, &out))
-    }
-
-    /// Runs the program with `args`, capturing its output.
-    fn run(&self, args: &[OsString]) -> Result<Output, QemuError> {
-        Command::new(&self.program).args(args).env("LC_ALL", "C").stdin(Stdio::null()).output().map_err(|e| {
-            match e.kind() {
-                io::ErrorKind::NotFound => {
-                    QemuError::ToolMissing { tool: self.program.display().to_string(), package: PACKAGE.to_owned() }
-                }
-                _ => QemuError::io(&self.program, e),
-            }
-        })
-    }
-
-    /// Runs the program and requires a successful exit.
-    fn run_ok(&self, args: &[OsString]) -> Result<Output, QemuError> {
-        let out = self.run(args)?;
-        if out.status.success() {
-            Ok(out)
-        } else {
-            Err(self.failed(args, &out))
-        }
-    }
-
-    fn failed(&self, args: &[OsString], out: &Output) -> QemuError {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let mut stderr = stderr.trim().to_owned();
-        if stderr.len() > STDERR_LIMIT {
-            let mut cut = STDERR_LIMIT;
-            while !stderr.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            stderr.truncate(cut);
-            stderr.push_str(" [...]");
-        }
-        QemuError::Failed {
-            tool: self.program.display().to_string(),
-            args: args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "),
-            status: out.status,
-            stderr,
-        }
-    }
-}
-
-/// The first executable file called `name` in a directory of `PATH`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
-        fs::metadata(candidate).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
-}
-
-/// `path` as a qemu-img file-name argument: a relative path gets `./` so it
-/// is never read as a protocol prefix (`nbd:`, `json:`) or an option (`-x`).
-fn file_arg(path: &Path) -> OsString {
-    if path.is_absolute() {
-        path.as_os_str().to_owned()
+/// `limit` for a message: `30 s`, or `0.25 s` below a second.
+fn seconds(limit: Duration) -> String {
+    if limit.subsec_nanos() == 0 {
+        format!("{} s", limit.as_secs())
     } else {
-        Path::new(".").join(path).into_os_string()
+        format!("{} s", limit.as_secs_f64())
     }
+}
+
+/// One run of an external program: `program` (a name looked up on `PATH`,
+/// or a path) with `args`, stdin null, `LC_ALL=C`, killed at `limit`.
+pub(crate) struct Run<'a> {
+    pub program: &'a Path,
+    pub package: &'a str,
+    pub args: &'a [OsString],
+    pub limit: Duration,
+}
+
+impl Run<'_> {
+    /// Runs the program to completion and captures its output, whatever
+    /// its exit status. Fails only when it cannot be started (missing:
+    /// [`ToolError::Missing`]) or runs past the limit (it is then killed:
+    /// [`ToolError::TimedOut`]).
+    pub fn output(&self) -> Result<Output, ToolError> {
+        let missing =
+            || ToolError::Missing { program: self.program.display().to_string(), package: self.package.to_owned() };
+        let resolved = resolve(self.program).ok_or_else(missing)?;
+        let child = Command::new(&resolved)
+            .args(self.args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => missing(),
+                _ => ToolError::io(self.program, e),
+            })?;
+        wait_with_limit(child, self.limit)
+            .map_err(|e| ToolError::io(self.program, e))?
+            .ok_or_else(|| ToolError::TimedOut { command: self.command_line(), limit: self.limit })
+    }
+
+    /// The command line, shell-quoted, for messages.
+    pub fn command_line(&self) -> String {
+        command_line(self.program, self.args)
+    }
+}
+
+/// Where `program` is: itself when it contains a `/`, else the first
+/// executable file of that name in a directory of `PATH`.
+pub(crate) fn resolve(program: &Path) -> Option<PathBuf> {
+    if program.as_os_str().is_empty() {
+        return None;
+    }
+    if program.as_os_str().to_string_lossy().contains('/') {
+        // Used as it is: starting it says what is wrong with it.
+        return Some(program.to_owned());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// Waits for `child` at most `limit`, collecting stdout and stderr on
+/// threads (so a chatty child never blocks on a full pipe). `None` when the
+/// limit passed: the child has then been killed and reaped. A grandchild
+/// that keeps the pipes open cannot stretch the wait past the limit either.
+fn wait_with_limit(mut child: Child, limit: Duration) -> io::Result<Option<Output>> {
+    let deadline = Instant::now() + limit;
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().map(|s| spawn_reader(s, 0, tx.clone()));
+    let stderr = child.stderr.take().map(|s| spawn_reader(s, 1, tx));
+    let pipes = usize::from(stdout.is_some()) + usize::from(stderr.is_some());
+
+    let mut pause = Duration::from_millis(1);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            // It may have exited just now; kill fails then, wait reaps it.
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(None);
+        }
+        thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+
+    let mut streams = [Vec::new(), Vec::new()];
+    for _ in 0..pipes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((index, bytes)) => streams[index] = bytes?,
+            Err(_) => return Ok(None),
+        }
+    }
+    let [stdout, stderr] = streams;
+    Ok(Some(Output { status, stdout, stderr }))
+}
+
+type Chunk = (usize, io::Result<Vec<u8>>);
+
+fn spawn_reader(mut stream: impl Read + Send + 'static, index: usize, tx: mpsc::Sender<Chunk>) {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let result = stream.read_to_end(&mut bytes).map(|_| bytes);
+        let _ = tx.send((index, result));
+    });
+}
+
+/// `program args`, each shell-quoted.
+pub(crate) fn command_line(program: &Path, args: &[OsString]) -> String {
+    std::iter::once(program.as_os_str())
+        .chain(args.iter().map(OsString::as_os_str))
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A program's stderr for a message: trimmed, at most a few KiB.
+pub(crate) fn stderr_text(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut stderr = stderr.trim().to_owned();
+    if stderr.len() > STDERR_LIMIT {
+        let mut cut = STDERR_LIMIT;
+        while !stderr.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stderr.truncate(cut);
+        stderr.push_str(" [...]");
+    }
+    stderr
 }
 
 /// `arg` quoted for a POSIX shell, unquoted when that is safe.
-fn shell_quote(arg: &OsStr) -> String {
+pub(crate) fn shell_quote(arg: &OsStr) -> String {
     let s = arg.to_string_lossy();
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
     if !s.is_empty() && s.chars().all(plain) {
@@ -398,99 +250,13 @@ fn shell_quote(arg: &OsStr) -> String {
     }
 }
 
-/// A temporary file beside the output, removed on drop unless persisted.
-struct TempOutput {
-    path: PathBuf,
-    keep: bool,
-}
-
-impl TempOutput {
-    fn create(dir: &Path, file_name: &OsStr) -> io::Result<TempOutput> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let pid = std::process::id();
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let mut name = OsString::from(".");
-            name.push(file_name);
-            name.push(format!(".visorsim-{pid}-{n}.tmp"));
-            let path = dir.join(name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(_) => return Ok(TempOutput { path, keep: false }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Renames the temporary file over `target`.
-    fn persist(mut self, target: &Path) -> io::Result<()> {
-        fs::rename(&self.path, target)?;
-        self.keep = true;
-        Ok(())
-    }
-}
-
-impl Drop for TempOutput {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn formats_round_trip_through_their_names() {
-        for format in ImageFormat::ALL {
-            assert_eq!(format.to_string().parse::<ImageFormat>().unwrap(), format);
-            assert_eq!(ImageFormat::from_qemu_name(format.qemu_name()), Some(format));
-        }
-        assert_eq!(" VMDK ".parse::<ImageFormat>().unwrap(), ImageFormat::Vmdk);
-        let err = "vdi".parse::<ImageFormat>().unwrap_err();
-        assert!(matches!(err, QemuError::Parse { .. }), "{err}");
-        assert!(err.to_string().contains("vdi"), "{err}");
-    }
-
-    #[test]
-    fn info_json_is_parsed() {
-        let json = r#"{"virtual-size": 4194304, "filename": "a.qcow2", "format": "qcow2",
-                       "actual-size": 331776, "dirty-flag": false, "children": []}"#;
-        let info = ImageInfo::from_json(json).unwrap();
-        assert_eq!(info.format, "qcow2");
-        assert_eq!(info.image_format(), Some(ImageFormat::Qcow2));
-        assert_eq!(info.virtual_size, 4 << 20);
-        assert_eq!(info.actual_size, Some(331776));
-        assert!(!info.dirty);
-        let info = ImageInfo::from_json(r#"{"virtual-size": 1, "format": "vpc"}"#).unwrap();
-        assert_eq!(info.image_format(), None);
-        assert_eq!(info.actual_size, None);
-        for bad in ["", "[]", r#"{"format": "raw"}"#, r#"{"virtual-size": -1, "format": "raw"}"#] {
-            assert!(matches!(ImageInfo::from_json(bad), Err(QemuError::Parse { .. })), "{bad}");
-        }
-    }
-
-    #[test]
-    fn check_json_is_parsed() {
-        let clean = r#"{"image-end-offset": 393216, "check-errors": 0, "filename": "a", "format": "qcow2"}"#;
-        let report = CheckReport::from_json(clean).unwrap();
-        assert!(report.is_clean());
-        assert_eq!(report.format, "qcow2");
-        let bad = r#"{"corruptions": 2, "check-errors": 0, "leaks": 3, "format": "qcow2"}"#;
-        let report = CheckReport::from_json(bad).unwrap();
-        assert_eq!((report.corruptions, report.leaks, report.check_errors), (2, 3, 0));
-        assert!(!report.is_clean());
-        assert!(CheckReport::from_json("").is_err());
-        assert!(CheckReport::from_json(r#"{"leaks": "many"}"#).is_err());
-    }
-
-    #[test]
-    fn file_names_are_never_protocols_or_options() {
-        assert_eq!(file_arg(Path::new("/a/b.img")), OsString::from("/a/b.img"));
-        assert_eq!(file_arg(Path::new("nbd:host:10809")), OsString::from("./nbd:host:10809"));
-        assert_eq!(file_arg(Path::new("-f")), OsString::from("./-f"));
+    fn run(program: &str, args: &[&str], limit: Duration) -> Result<Output, ToolError> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        Run { program: Path::new(program), package: "coreutils", args: &args, limit }.output()
     }
 
     #[test]
@@ -499,16 +265,59 @@ mod tests {
         assert_eq!(shell_quote(OsStr::new("/tmp/a b.img")), "'/tmp/a b.img'");
         assert_eq!(shell_quote(OsStr::new("it's")), r"'it'\''s'");
         assert_eq!(shell_quote(OsStr::new("")), "''");
+        let args = [OsString::from("-n"), OsString::from("a b")];
+        assert_eq!(command_line(Path::new("fsck.fat"), &args), "fsck.fat -n 'a b'");
     }
 
     #[test]
-    fn tool_missing_names_the_package() {
-        let bare = QemuError::ToolMissing { tool: "qemu-img".into(), package: PACKAGE.into() };
+    fn output_and_status_are_captured_with_stdin_null_and_lc_all_c() {
+        let out =
+            run("sh", &["-c", "echo out; echo err >&2; echo $LC_ALL; cat; exit 3"], Duration::from_secs(30)).unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\nC\n", "stdin is empty");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+    }
+
+    #[test]
+    fn a_large_output_does_not_block_the_child() {
+        let out =
+            run("sh", &["-c", "head -c 1000000 /dev/zero; head -c 300000 /dev/zero >&2"], Duration::from_secs(30))
+                .unwrap();
+        assert!(out.status.success());
+        assert_eq!((out.stdout.len(), out.stderr.len()), (1_000_000, 300_000));
+    }
+
+    #[test]
+    fn a_program_past_its_limit_is_killed_and_named() {
+        let started = Instant::now();
+        let err = run("sleep", &["30"], Duration::from_millis(200)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "killed at the limit: {:?}", started.elapsed());
+        let ToolError::TimedOut { ref command, limit } = err else { panic!("{err:?}") };
+        assert_eq!(command, "sleep 30");
+        assert_eq!(limit, Duration::from_millis(200));
+        assert_eq!(err.to_string(), "Command `sleep 30` timed out after 0.2 s and was killed");
+        // A grandchild holding the pipes open does not stretch the wait.
+        let started = Instant::now();
+        let err = run("sh", &["-c", "sleep 5 & echo started"], Duration::from_millis(300)).unwrap_err();
+        assert!(matches!(err, ToolError::TimedOut { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_missing_program_names_the_package() {
+        let err = run("visorsim-no-such-tool", &[], Duration::from_secs(1)).unwrap_err();
         assert_eq!(
-            bare.to_string(),
-            "qemu-img not found on PATH: install the Debian package qemu-utils (apt-get install qemu-utils)"
+            err.to_string(),
+            "visorsim-no-such-tool not found on PATH: install the Debian package coreutils (apt-get install coreutils)"
         );
-        let path = QemuError::ToolMissing { tool: "/opt/qemu-img".into(), package: PACKAGE.into() };
-        assert!(path.to_string().starts_with("/opt/qemu-img not found: install"), "{path}");
+        let err = run("/nonexistent/tool", &[], Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, ToolError::Missing { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("/nonexistent/tool not found: install"), "{err}");
+    }
+
+    #[test]
+    fn limits_are_printed_in_seconds() {
+        assert_eq!(seconds(Duration::from_secs(30)), "30 s");
+        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
     }
 }

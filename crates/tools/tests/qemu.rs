@@ -1,4 +1,5 @@
-//! `QemuImg` against the real `qemu-img` (Debian package qemu-utils).
+//! `QemuImg` against the real `qemu-img` (Debian package qemu-utils; each
+//! test skips, or fails under `VISORSIM_REQUIRE_TOOLS`, without it).
 //!
 //! Each test makes a 4 MiB raw image with a few non-zero blocks in a fresh
 //! temporary directory, converts it with qemu-img and checks the result
@@ -6,11 +7,14 @@
 //! temporary file may survive, on success or on failure).
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use visorsim_tools::{ImageFormat, QemuError, QemuImg};
+
+use crate::listing;
 
 const SIZE: usize = 4 << 20;
 
@@ -26,27 +30,26 @@ fn raw_image() -> Vec<u8> {
     data
 }
 
-/// A directory holding `input.raw` (the test image), and the tool.
-fn setup() -> (TempDir, PathBuf, QemuImg) {
+/// The installed qemu-img, or `None` when the test should skip.
+fn qemu_img() -> Option<QemuImg> {
+    visorsim_testkit::require_tool!("qemu-img", "qemu-utils").map(QemuImg::with_program)
+}
+
+/// A directory holding `input.raw` (the test image), and the tool; `None`
+/// when the test should skip.
+fn setup() -> Option<(TempDir, PathBuf, QemuImg)> {
+    let qemu = qemu_img()?;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.raw");
     fs::write(&input, raw_image()).unwrap();
-    (dir, input, QemuImg::with_program("/usr/bin/qemu-img"))
-}
-
-/// Sorted file names in `dir`.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    names.sort();
-    names
+    Some((dir, input, qemu))
 }
 
 /// Converts `input.raw` to `format` in a subdirectory of its own, checks
 /// that only the output is there, converts it back to raw, and checks that
 /// the result is the original, byte for byte.
 fn round_trip(format: ImageFormat) {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let before = fs::read(&input).unwrap();
     let out_dir = dir.path().join("out");
     fs::create_dir(&out_dir).unwrap();
@@ -86,7 +89,7 @@ fn vhdx_round_trip_is_byte_identical() {
 #[test]
 fn qcow2_export_passes_check() {
     round_trip(ImageFormat::Qcow2);
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let out = dir.path().join("disk.qcow2");
     qemu.convert(&input, None, &out, ImageFormat::Qcow2).unwrap();
     let report = qemu.check(&out, ImageFormat::Qcow2).unwrap();
@@ -103,7 +106,7 @@ fn qcow2_export_passes_check() {
 /// returns the counts (qemu-img exits 2), it is not an error.
 #[test]
 fn check_reports_corruption() {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let out = dir.path().join("disk.qcow2");
     qemu.convert(&input, None, &out, ImageFormat::Qcow2).unwrap();
     let mut bytes = fs::read(&out).unwrap();
@@ -120,7 +123,7 @@ fn check_reports_corruption() {
 
 #[test]
 fn raw_is_not_checkable() {
-    let (_dir, input, qemu) = setup();
+    let Some((_dir, input, qemu)) = setup() else { return };
     let err = qemu.check(&input, ImageFormat::Raw).unwrap_err();
     assert!(matches!(err, QemuError::Refused { .. }), "{err:?}");
     let message = err.to_string();
@@ -129,7 +132,7 @@ fn raw_is_not_checkable() {
 
 #[test]
 fn info_of_raw_probes_the_format() {
-    let (_dir, input, qemu) = setup();
+    let Some((_dir, input, qemu)) = setup() else { return };
     let info = qemu.info(&input).unwrap();
     assert_eq!(info.image_format(), Some(ImageFormat::Raw));
     assert_eq!(info.virtual_size, SIZE as u64);
@@ -138,7 +141,8 @@ fn info_of_raw_probes_the_format() {
 
 #[test]
 fn version_is_a_number() {
-    let version = QemuImg::with_program("/usr/bin/qemu-img").version().unwrap();
+    let Some(qemu) = qemu_img() else { return };
+    let version = qemu.version().unwrap();
     assert!(version.chars().next().is_some_and(|c| c.is_ascii_digit()), "{version}");
     assert!(version.contains('.'), "{version}");
 }
@@ -152,7 +156,9 @@ fn missing_tool_names_the_package() {
     assert!(err.to_string().contains("/nonexistent/qemu-img"), "{err}");
 
     // convert fails the same way, and leaves nothing behind.
-    let (dir, input, _) = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.raw");
+    fs::write(&input, raw_image()).unwrap();
     let err = qemu.convert(&input, None, &dir.path().join("out.vmdk"), ImageFormat::Vmdk).unwrap_err();
     assert!(matches!(err, QemuError::ToolMissing { .. }), "{err:?}");
     assert_eq!(listing(dir.path()), ["input.raw"]);
@@ -160,7 +166,7 @@ fn missing_tool_names_the_package() {
 
 #[test]
 fn missing_input_names_the_path_and_leaves_nothing() {
-    let (dir, _input, qemu) = setup();
+    let Some((dir, _input, qemu)) = setup() else { return };
     let missing = dir.path().join("no-such-disk.raw");
     let out = dir.path().join("out.vmdk");
     let err = qemu.convert(&missing, None, &out, ImageFormat::Vmdk).unwrap_err();
@@ -178,7 +184,7 @@ fn missing_input_names_the_path_and_leaves_nothing() {
 /// holds the command and qemu-img's message.
 #[test]
 fn failed_conversion_leaves_no_temporary_and_keeps_the_old_output() {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let out = dir.path().join("out.raw");
     fs::write(&out, b"previous export").unwrap();
     let err = qemu.convert(&input, Some(ImageFormat::Qcow2), &out, ImageFormat::Raw).unwrap_err();
@@ -193,7 +199,7 @@ fn failed_conversion_leaves_no_temporary_and_keeps_the_old_output() {
 
 #[test]
 fn conversion_replaces_an_existing_output() {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let out = dir.path().join("out.raw");
     fs::write(&out, b"previous export").unwrap();
     qemu.convert(&input, None, &out, ImageFormat::Raw).unwrap();
@@ -203,7 +209,7 @@ fn conversion_replaces_an_existing_output() {
 
 #[test]
 fn converting_onto_the_input_is_refused() {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let err = qemu.convert(&input, None, &input, ImageFormat::Qcow2).unwrap_err();
     assert!(matches!(err, QemuError::Refused { .. }), "{err:?}");
     // Through a symlink too.
@@ -219,7 +225,7 @@ fn converting_onto_the_input_is_refused() {
 /// protocol, work from the current directory.
 #[test]
 fn relative_and_colon_names_are_files() {
-    let (dir, input, qemu) = setup();
+    let Some((dir, input, qemu)) = setup() else { return };
     let odd = dir.path().join("nbd:odd name.raw");
     fs::copy(&input, &odd).unwrap();
     let out = dir.path().join("json:{out}.vmdk");
@@ -238,7 +244,53 @@ fn relative_and_colon_names_are_files() {
 /// `VISORSIM_QEMU_IMG`).
 #[test]
 fn new_finds_qemu_img() {
+    if qemu_img().is_none() {
+        return;
+    }
     let qemu = QemuImg::new();
     assert!(qemu.program().to_string_lossy().contains("qemu-img"), "{qemu:?}");
     qemu.version().unwrap();
+}
+
+/// A qemu-img that never answers is killed at the time limit, and the
+/// error names the command; a convert leaves no temporary behind.
+#[test]
+fn a_hung_qemu_img_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let hung = dir.path().join("qemu-img");
+    fs::write(&hung, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    fs::set_permissions(&hung, fs::Permissions::from_mode(0o755)).unwrap();
+    let qemu = QemuImg::with_program(&hung).with_timeout(Duration::from_millis(300));
+    assert_eq!(qemu.timeout(), Duration::from_millis(300));
+    assert_eq!(QemuImg::with_program(&hung).timeout(), visorsim_tools::qemu_img::DEFAULT_TIMEOUT);
+
+    let started = Instant::now();
+    let err = qemu.version().unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let QemuError::TimedOut { ref command, limit } = err else { panic!("{err:?}") };
+    assert!(command.ends_with("qemu-img --version"), "{command}");
+    assert_eq!(limit, Duration::from_millis(300));
+    assert!(err.to_string().contains("timed out after 0.3 s"), "{err}");
+
+    let input = dir.path().join("input.raw");
+    fs::write(&input, raw_image()).unwrap();
+    let out_dir = dir.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let err = qemu.convert(&input, None, &out_dir.join("disk.vmdk"), ImageFormat::Vmdk).unwrap_err();
+    let QemuError::TimedOut { ref command, .. } = err else { panic!("{err:?}") };
+    assert!(command.contains(" convert ") && command.contains("input.raw"), "{command}");
+    assert_eq!(listing(&out_dir), Vec::<String>::new());
+}
+
+/// A new output gets the mode a plain create gives (0666 less the umask),
+/// not the temporary file's 0600.
+#[test]
+fn a_new_output_is_not_private() {
+    let Some((dir, input, qemu)) = setup() else { return };
+    let out = dir.path().join("disk.vmdk");
+    qemu.convert(&input, None, &out, ImageFormat::Vmdk).unwrap();
+    let plain = dir.path().join("plain");
+    fs::write(&plain, b"").unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out), mode(&plain));
 }
