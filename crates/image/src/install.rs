@@ -3,9 +3,22 @@
 //! the image in bank 5 with `bootstate=0` and `updated=1`, and bank 6
 //! formatted but empty.
 //!
+//! ```text
+//! LBA 0, 1..   protective MBR, primary GPT (backup GPT in the last sectors);
+//!              GUIDs derived from the seed
+//! system boot  FAT16: mboot.c32, safeboot.c32 (labelled stand-ins)
+//! bank 5       FAT16, VMware FAT UUID in sector 1: the image's modules, then
+//!              boot.cfg (bootstate=0, updated=1)
+//! bank 6       FAT16, VMware FAT UUID in sector 1: no files
+//! store,       FAT16, no files
+//! scratch
+//! others       (diagnostic, coredump, datastore, OSData) left unwritten
+//! ```
+//!
 //! Everything reaches the device as sector writes through `gpt`, our FAT16
 //! formatter and `fatfs`, so a [`visorsim_disk::WriteLog`] under it sees
-//! what real media would.
+//! what real media would. Failures are an [`InstallError`] naming the
+//! partition and what was being written.
 
 use std::io::{self, Write};
 
@@ -67,6 +80,37 @@ pub enum InstallError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What kind of step an install failed in, for callers that match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallErrorKind {
+    /// The disk is too small for the layout.
+    Layout,
+    /// A FAT volume could not be made.
+    Fat,
+    /// Writing the GPT, a partition or a file failed.
+    Io,
+}
+
+impl InstallError {
+    /// What failed.
+    pub fn kind(&self) -> InstallErrorKind {
+        match self {
+            InstallError::Layout(_) => InstallErrorKind::Layout,
+            InstallError::Fat { .. } => InstallErrorKind::Fat,
+            InstallError::Io { .. } => InstallErrorKind::Io,
+        }
+    }
+
+    /// The partition the error is in; `Some(0)` for the whole disk (the
+    /// GPT, the final flush), `None` for a layout error.
+    pub fn partition(&self) -> Option<u32> {
+        match self {
+            InstallError::Layout(_) => None,
+            InstallError::Fat { number, .. } | InstallError::Io { number, .. } => Some(*number),
+        }
+    }
 }
 
 /// Seeds of the derived identifiers (sub-seed indexes).

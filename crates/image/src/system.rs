@@ -109,6 +109,10 @@ const MIN_MODULE: u64 = 4096;
 impl SystemImage {
     /// Builds the image. Compressed payloads are cached in `cache_dir` when
     /// given; `progress` receives (bytes done, bytes total) of payload work.
+    ///
+    /// # Errors
+    /// Writing the cache failed: an [`std::io::Error`] carrying the
+    /// [`payload::CacheError`] that names the path.
     pub fn build(
         spec: &ImageSpec,
         cache_dir: Option<&Path>,

@@ -7,4 +7,5 @@
 mod boot_cache;
 mod image_parts;
 mod inspect;
+mod install;
 mod util;

@@ -50,11 +50,11 @@ pub enum ArchiveErrorKind {
     SpecialFile,
     /// A member has a type this reader does not handle (sparse, volume...).
     Unsupported,
-    /// More members than [`ArchiveLimits::max_members`].
+    /// More members than [`ArchiveLimits::max_members`](super::ArchiveLimits::max_members).
     TooManyMembers,
-    /// A member larger than [`ArchiveLimits::max_member_bytes`].
+    /// A member larger than [`ArchiveLimits::max_member_bytes`](super::ArchiveLimits::max_member_bytes).
     MemberTooLarge,
-    /// More data than [`ArchiveLimits::max_total_bytes`].
+    /// More data than [`ArchiveLimits::max_total_bytes`](super::ArchiveLimits::max_total_bytes).
     TotalTooLarge,
     /// state.tgz has no `local.tgz`.
     MissingLocalTgz,

@@ -22,7 +22,7 @@
 //! that do not fit in 255 bytes), members sorted by name with their parent
 //! directories, uid/gid 0 (root/root), one caller-given mtime, padded to
 //! GNU tar's 10240-byte records, gzip'd with [`gzip_bytes`]. Same input,
-//! same bytes. The header fields are in [`tar_write`]'s contract.
+//! same bytes. The header fields are in the contract of `tar_write.rs`.
 //!
 //! Reading ([`read_state_tgz`]) treats the bytes as hostile: it never
 //! panics, never allocates past [`ArchiveLimits`] (sizes are checked from the

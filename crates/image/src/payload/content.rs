@@ -117,7 +117,7 @@ fn fill_kind(kind: Kind, rng: &mut Stream, buf: &mut PageBuf) {
 /// Fills `out` with deterministic content resembling x86-64 system binaries
 /// and libraries: code-like byte runs, repeated instruction idioms, symbol
 /// and string tables, zero padding, some high-entropy sections. gzip -6
-/// compresses it about [`MEASURED_RATIO`] to 1.
+/// compresses it about [`MEASURED_RATIO`](super::MEASURED_RATIO) to 1.
 ///
 /// `out[i]` is the byte at stream offset `offset + i` of the stream of
 /// `seed`, a pure function of `(seed, offset + i)`: any split of a range
