@@ -45,11 +45,11 @@ struct Narrator<'a> {
 impl Narrator<'_> {
     fn line<D: BlockDevice>(&self, dev: &mut D, event: &str) {
         let banks = bank_summaries(dev).iter().map(|b| b.short()).collect::<Vec<_>>().join("  ");
-        let running = match &self.host.running {
+        let running = match self.host.running() {
             Some(r) => format!("BANK{} {}", r.bank, r.build),
             None => "-".to_owned(),
         };
-        println!("{}  {:<62} {:<36} {}", &self.host.clock.now().rfc3339()[11..19], event, banks, running);
+        println!("{}  {:<62} {:<36} {}", &self.host.now().rfc3339()[11..19], event, banks, running);
     }
 }
 
@@ -113,13 +113,13 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     host.set_hostname("esxi-prod-07").map_err(|e| Failure::msg(e.to_string()))?;
     Narrator { host: &host }.line(&mut disk, "hostname set to esxi-prod-07 (in RAM only)");
     host.advance(&mut disk, 59 * 60);
-    let counter = host.etc.backup_counter().unwrap_or(0);
+    let counter = host.etc().backup_counter().unwrap_or(0);
     Narrator { host: &host }.line(&mut disk, &format!("cron 01:01 auto-backup.sh saved state.tgz (#{counter})"));
     host.upgrade(&mut disk, &image2).map_err(|e| Failure::msg(e.to_string()))?;
     Narrator { host: &host }.line(&mut disk, "upgrade: build 9214924 staged in bank 6");
     let r = host.reboot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("reboot: trial boot, {}, jumpstart confirms", outcome(&r)));
-    let hostname = host.etc.hostname().unwrap_or_default();
+    let hostname = host.etc().hostname().unwrap_or_default();
     Narrator { host: &host }.line(&mut disk, &format!("configuration carried over: hostname {hostname}"));
     host.advance(&mut disk, 3600);
     host.upgrade(&mut disk, &image3).map_err(|e| Failure::msg(e.to_string()))?;

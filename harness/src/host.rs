@@ -12,7 +12,7 @@ use visorsim_boot::boot::{BootOptions, ShiftR};
 use visorsim_boot::safeboot::Answer;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_host::clock::SimTime;
-use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
+use visorsim_host::host::{bank_summaries, Host, HostBootOptions, HostState};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
@@ -120,7 +120,9 @@ fn sidecar(image: &Path) -> PathBuf {
 fn load(image: &Path) -> Result<Host, Failure> {
     let path = sidecar(image);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).context(|| format!("Reading {}", path.display())),
+        Ok(bytes) => serde_json::from_slice::<HostState>(&bytes)
+            .map(|state| Host::restore(&state))
+            .context(|| format!("Reading {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Host::new(1, SimTime::default())),
         Err(e) => Err(Failure::with(format!("Reading {}", path.display()), e)),
     }
@@ -129,7 +131,7 @@ fn load(image: &Path) -> Result<Host, Failure> {
 fn save(image: &Path, host: &Host) -> Result<(), Failure> {
     let path = sidecar(image);
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(host).expect("serialisable"))
+    fs::write(&tmp, serde_json::to_vec_pretty(&host.save()).expect("serialisable"))
         .context(|| format!("Writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).context(|| format!("Renaming into {}", path.display()))
 }
@@ -139,7 +141,7 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
     let mut host = load(&args.image)?;
     let mut disk =
         FileDisk::open(&args.image, SectorSize::S512).context(|| format!("Opening {}", args.image.display()))?;
-    let before = host.timeline.len();
+    let before = host.timeline().len();
     let mut code = ExitCode::SUCCESS;
     let result: Result<(), String> = match args.step {
         Step::Boot { shift_r, shift_r_in_mboot, fake_write_error, device_late } => {
@@ -201,21 +203,21 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
         Step::Status { json } => {
             let banks = bank_summaries(&mut disk);
             if json {
-                let value = serde_json::json!({ "host": host, "banks": banks });
+                let value = serde_json::json!({ "host": host.save(), "banks": banks });
                 println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
             } else {
-                println!("time     {}", host.clock.now().rfc3339());
-                match &host.running {
+                println!("time     {}", host.now().rfc3339());
+                match host.running() {
                     Some(r) => println!(
                         "running  BANK{} build {} (hostname {})",
                         r.bank,
                         r.build,
-                        host.etc.hostname().unwrap_or_default()
+                        host.etc().hostname().unwrap_or_default()
                     ),
                     None => println!("running  nothing (powered off)"),
                 }
                 println!("banks    {}", banks.iter().map(|b| b.short()).collect::<Vec<_>>().join("  "));
-                for e in &host.timeline {
+                for e in host.timeline() {
                     println!("  {}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
                 }
             }
@@ -224,7 +226,7 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
     };
     disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
     save(&args.image, &host)?;
-    for e in &host.timeline[before..] {
+    for e in &host.timeline()[before..] {
         println!("{}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
     }
     match result {

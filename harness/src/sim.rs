@@ -326,22 +326,22 @@ impl Sim {
 
     /// Whether the host is up.
     pub fn is_running(&self) -> bool {
-        self.host.running.is_some()
+        self.host.running().is_some()
     }
 
     /// The bank the running host booted from.
     pub fn running_bank(&self) -> Option<u32> {
-        self.host.running.as_ref().map(|r| r.bank)
+        self.host.running().map(|r| r.bank)
     }
 
     /// The running build (`6.7.0-1.0.1000`).
     pub fn running_build(&self) -> Option<String> {
-        self.host.running.as_ref().map(|r| r.build.clone())
+        self.host.running().map(|r| r.build.clone())
     }
 
     /// The host name in the running host's `/etc`.
     pub fn hostname(&self) -> Option<String> {
-        self.host.running.as_ref().and_then(|_| self.host.etc.hostname())
+        self.host.running().and_then(|_| self.host.etc().hostname())
     }
 
     /// What bank `number`'s boot.cfg says now (read below the faults).
@@ -356,7 +356,7 @@ impl Sim {
 
     /// Everything the host and its scripts did, in order.
     pub fn timeline(&self) -> &[Event] {
-        &self.host.timeline
+        self.host.timeline()
     }
 
     /// The host itself, for anything the facade does not wrap.

@@ -7,12 +7,18 @@
 //!   clock     the host's simulated clock
 //!   cron      crontab schedules (auto-backup at minute 1 of every hour)
 //!   etc       the RAM-disk's /etc and the configuration API
-//!   bank      /bootbank and /altbootbank: shell-level file steps on a FAT bank
+//!   bank      /bootbank and /altbootbank: the Bank trait, FAT and RAM banks
+//!   plan      the scripts' pure decisions (staged upgrade, capacity, boot.cfg edits, errno)
 //!   host      the running host: boot, backup.sh, upgrade, shutdown, power loss
 //! ```
+//!
+//! Data flows one way: `host` sequences I/O on `bank`s, decides with
+//! `plan`, changes `etc`, and keeps time with `clock` and `cron`; nothing
+//! below `host` knows of it. Nothing reads the wall clock or OS randomness.
 
 pub mod bank;
 pub mod clock;
 pub mod cron;
 pub mod etc;
 pub mod host;
+pub mod plan;

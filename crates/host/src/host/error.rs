@@ -1,0 +1,119 @@
+//! [`HostError`]: why a host operation failed, with a kind to match on
+//! ([`HostErrorKind`]), the context, and the typed cause.
+//!
+//! Invariants:
+//! - `Display` is exactly the alert the host's scripts printed (ESXi's own
+//!   messages), which the timeline also holds.
+//! - The cause, when there is one, is a typed [`BankError`],
+//!   [`ArchiveError`] or [`EtcError`], reachable as the error's `source`
+//!   (a configuration error is transparent: its message is the alert).
+
+use visorsim_image::archive::ArchiveError;
+
+use crate::bank::BankError;
+use crate::etc::EtcError;
+use crate::plan::{Errno, TooLarge};
+
+/// What went wrong, for callers that match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostErrorKind {
+    /// The host is not running.
+    NotRunning,
+    /// `/bootbank` is gone (the boot device was lost).
+    BootbankMissing,
+    /// auto-backup.sh could not extract the saved configuration.
+    ExtractFailed,
+    /// backup.sh failed twice to save state.tgz.
+    SaveFailed,
+    /// There is no `/altbootbank` to upgrade into.
+    NoAltBank,
+    /// The new image does not fit the alt bank; nothing was written.
+    UpgradeTooLarge,
+    /// Writing the new image ran out of space (`[Errno 28]`).
+    UpgradeNoSpace,
+    /// Writing the new image failed otherwise (`[Errno 5]`).
+    UpgradeIo,
+    /// A configuration change was refused (bad host name, key, user...).
+    Config,
+}
+
+/// Why `/bootbank/state.tgz` could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// It could not be read.
+    #[error("cannot read /bootbank/state.tgz: {0}")]
+    Read(BankError),
+    /// It is not a usable state archive.
+    #[error("{0}")]
+    Extract(ArchiveError),
+}
+
+/// Why a host operation failed (its alert is also in the timeline).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// See [`HostErrorKind::NotRunning`].
+    #[error("The host is not running")]
+    NotRunning,
+    /// See [`HostErrorKind::BootbankMissing`].
+    #[error("Bootbank cannot be found at path '{bank}'")]
+    BootbankMissing {
+        /// The bank path (`/bootbank`).
+        bank: &'static str,
+    },
+    /// See [`HostErrorKind::ExtractFailed`]; the archive is not regenerated.
+    #[error("Unable to extract system configuration.  Are you out of disk space?")]
+    ExtractFailed {
+        /// Why.
+        #[source]
+        source: StateError,
+    },
+    /// See [`HostErrorKind::SaveFailed`].
+    #[error("Error ({rc}) saving state to {bank}")]
+    SaveFailed {
+        /// The bank path.
+        bank: &'static str,
+        /// backup.sh's return code.
+        rc: i32,
+        /// The last try's failure.
+        #[source]
+        source: BankError,
+    },
+    /// See [`HostErrorKind::NoAltBank`].
+    #[error("No alternate boot bank to install into")]
+    NoAltBank,
+    /// See [`HostErrorKind::UpgradeTooLarge`].
+    #[error(transparent)]
+    UpgradeTooLarge(#[from] TooLarge),
+    /// See [`HostErrorKind::UpgradeNoSpace`] and [`HostErrorKind::UpgradeIo`]:
+    /// `<errno>: '/altbootbank<path>'`.
+    #[error("{errno}: '/altbootbank{path}'")]
+    UpgradeWrite {
+        /// The error number reported.
+        errno: Errno,
+        /// `/<file>` that failed, or empty for the bank itself.
+        path: String,
+        /// The failed step; `None` when the device was already gone.
+        #[source]
+        source: Option<BankError>,
+    },
+    /// See [`HostErrorKind::Config`].
+    #[error(transparent)]
+    Config(#[from] EtcError),
+}
+
+impl HostError {
+    /// What went wrong.
+    pub fn kind(&self) -> HostErrorKind {
+        match self {
+            HostError::NotRunning => HostErrorKind::NotRunning,
+            HostError::BootbankMissing { .. } => HostErrorKind::BootbankMissing,
+            HostError::ExtractFailed { .. } => HostErrorKind::ExtractFailed,
+            HostError::SaveFailed { .. } => HostErrorKind::SaveFailed,
+            HostError::NoAltBank => HostErrorKind::NoAltBank,
+            HostError::UpgradeTooLarge(_) => HostErrorKind::UpgradeTooLarge,
+            HostError::UpgradeWrite { errno: Errno::NoSpace, .. } => HostErrorKind::UpgradeNoSpace,
+            HostError::UpgradeWrite { errno: Errno::Io, .. } => HostErrorKind::UpgradeIo,
+            HostError::Config(_) => HostErrorKind::Config,
+        }
+    }
+}

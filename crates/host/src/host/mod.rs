@@ -1,0 +1,363 @@
+//! The running ESXi-like host: booted from a bank, living in a RAM-disk,
+//! saving its configuration with backup.sh, upgrading into the other bank.
+//!
+//! ```text
+//!   boot ─► /bootbank = booted bank, /altbootbank = the other        boot.rs
+//!        ─► /etc from /bootbank/state.tgz → local.tgz (defaults if unusable)
+//!        ─► a DIRTY trial bank is confirmed: bootstate=0 ("jumpstart")
+//!   configure ─► /etc in RAM only                                    mod.rs
+//!   advance clock ─► cron `1 * * * *` → auto-backup.sh → backup.sh 0 backup.rs
+//!   upgrade ─► new image into /altbootbank: updated+1, bootstate=1   upgrade.rs
+//!   reboot / shutdown ─► backup.sh 1 (and the staged alt bank's state.tgz)
+//!   power off / crash ─► nothing: configuration since the last backup is lost
+//! ```
+//!
+//! The contract:
+//! - The host holds no device: every operation takes the boot device, so
+//!   the fault layer (or a write log) can sit underneath. Each shell step of
+//!   the scripts is its own bank step (see [`crate::bank`]), each reaching
+//!   the disk as sector writes, with the scripts' `sync`s as flushes.
+//! - What the scripts decide is in [`crate::plan`]; this module and its
+//!   children only sequence the I/O.
+//! - Every alert a failing operation returns (as [`HostError`]) is also in
+//!   the timeline, word for word.
+//! - The live [`Host`] keeps its fields private; [`HostState`] is the same
+//!   data as plain values (serde), and `Host::restore(&host.save())` is the
+//!   same host.
+
+mod backup;
+mod boot;
+mod error;
+mod summary;
+mod upgrade;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use visorsim_boot::boot::BootOptions;
+use visorsim_disk::BlockDevice;
+
+use crate::bank::BankLocation;
+use crate::clock::{Clock, SimTime};
+use crate::cron::{CronSchedule, AUTO_BACKUP};
+use crate::etc::EtcTree;
+
+pub use error::{HostError, HostErrorKind, StateError};
+pub use summary::{bank_summaries, BankSummary};
+
+/// Largest state.tgz the host reads (local.tgz and its files are bounded
+/// again by `ArchiveLimits`).
+const MAX_STATE_TGZ: u64 = 64 << 20;
+
+/// Largest boot.cfg the host reads.
+const MAX_BOOT_CFG: u64 = 1 << 20;
+
+/// What a line of the timeline is about; serialised (and shown) as its
+/// lower-case name (`boot`, `auto-backup`, `power-off`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The bootloader ran.
+    Boot,
+    /// The host came up.
+    Up,
+    /// `/etc` was restored from state.tgz.
+    Restore,
+    /// jumpstart confirmed a trial boot.
+    Confirm,
+    /// The host crashed.
+    Crash,
+    /// A configuration change (in RAM).
+    Config,
+    /// auto-backup.sh found nothing to save.
+    AutoBackup,
+    /// backup.sh saved state.tgz.
+    Backup,
+    /// An upgrade was staged.
+    Upgrade,
+    /// Orderly shutdown.
+    Shutdown,
+    /// Power lost.
+    PowerOff,
+    /// An alert (ESXi's own message).
+    Alert,
+}
+
+impl EventKind {
+    /// The name: `boot`, `auto-backup`, `power-off`...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Boot => "boot",
+            EventKind::Up => "up",
+            EventKind::Restore => "restore",
+            EventKind::Confirm => "confirm",
+            EventKind::Crash => "crash",
+            EventKind::Config => "config",
+            EventKind::AutoBackup => "auto-backup",
+            EventKind::Backup => "backup",
+            EventKind::Upgrade => "upgrade",
+            EventKind::Shutdown => "shutdown",
+            EventKind::PowerOff => "power-off",
+            EventKind::Alert => "alert",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// A line of the host's timeline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// When.
+    pub time: SimTime,
+    /// What it is about.
+    pub kind: EventKind,
+    /// What the host or its scripts said.
+    pub text: String,
+}
+
+/// The system that is up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    /// The bank booted from.
+    pub bank: u32,
+    /// Its build.
+    pub build: String,
+    /// Its `updated`.
+    pub updated: u32,
+    /// `/bootbank`.
+    pub bootbank: BankLocation,
+    /// `/altbootbank` (none when the boot device is missing).
+    pub altbootbank: Option<BankLocation>,
+    /// The boot device disappeared while running: every bank path is gone.
+    pub device_lost: bool,
+}
+
+/// How a boot of the host goes, beyond the bootloader's options.
+#[derive(Clone, Debug, Default)]
+pub struct HostBootOptions {
+    /// The bootloader's options.
+    pub loader: BootOptions,
+    /// The boot device is claimed after `/bootbank` was set up (KB 2148321):
+    /// the bank paths point into the RAM-disk.
+    pub device_claimed_late: bool,
+    /// The host crashes before jumpstart confirms a trial boot.
+    pub crash_before_confirm: bool,
+}
+
+/// Everything a host is, as plain data: what a snapshot saves
+/// (`<image>.host.json`) and [`Host::restore`] brings back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostState {
+    /// Simulated time.
+    pub clock: Clock,
+    /// `/etc` in the RAM-disk.
+    pub etc: EtcTree,
+    /// The running system, if up.
+    pub running: Option<Running>,
+    /// Seed of everything the host generates (defaults, password salts).
+    pub seed: u64,
+    /// Last process id handed out, for the scripts' `$$`.
+    pub next_pid: u32,
+    /// Everything that happened.
+    pub timeline: Vec<Event>,
+}
+
+/// The live host: its clock, its RAM-disk `/etc`, what is running, the
+/// timeline. Changed only through its operations.
+#[derive(Clone, Debug)]
+pub struct Host {
+    clock: Clock,
+    etc: EtcTree,
+    running: Option<Running>,
+    seed: u64,
+    next_pid: u32,
+    timeline: Vec<Event>,
+}
+
+impl Host {
+    /// A powered-off host at `start`.
+    pub fn new(seed: u64, start: SimTime) -> Host {
+        Host {
+            clock: Clock::new(start),
+            etc: EtcTree::defaults("localhost", seed, start),
+            running: None,
+            seed,
+            next_pid: 1000,
+            timeline: Vec::new(),
+        }
+    }
+
+    /// The host as plain data.
+    pub fn save(&self) -> HostState {
+        HostState {
+            clock: self.clock.clone(),
+            etc: self.etc.clone(),
+            running: self.running.clone(),
+            seed: self.seed,
+            next_pid: self.next_pid,
+            timeline: self.timeline.clone(),
+        }
+    }
+
+    /// The host `state` describes.
+    pub fn restore(state: &HostState) -> Host {
+        let HostState { clock, etc, running, seed, next_pid, timeline } = state.clone();
+        Host { clock, etc, running, seed, next_pid, timeline }
+    }
+
+    /// The host's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The current simulated time.
+    pub fn now(&self) -> SimTime {
+        self.clock.now()
+    }
+
+    /// `/etc` in the RAM-disk.
+    pub fn etc(&self) -> &EtcTree {
+        &self.etc
+    }
+
+    /// The running system, if up.
+    pub fn running(&self) -> Option<&Running> {
+        self.running.as_ref()
+    }
+
+    /// The seed of everything the host generates.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Everything that happened, in order.
+    pub fn timeline(&self) -> &[Event] {
+        &self.timeline
+    }
+
+    fn event(&mut self, kind: EventKind, text: impl Into<String>) {
+        self.timeline.push(Event { time: self.clock.now(), kind, text: text.into() });
+    }
+
+    /// Logs `error`'s text as an alert and returns it.
+    fn alert(&mut self, error: HostError) -> HostError {
+        self.event(EventKind::Alert, error.to_string());
+        error
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.next_pid += 1;
+        self.next_pid
+    }
+
+    fn require_running(&self) -> Result<&Running, HostError> {
+        self.running.as_ref().ok_or(HostError::NotRunning)
+    }
+
+    /// Sets the host name (in RAM until the next backup).
+    pub fn set_hostname(&mut self, name: &str) -> Result<(), HostError> {
+        self.require_running()?;
+        self.etc.set_hostname(name)?;
+        self.event(EventKind::Config, format!("hostname set to {name}"));
+        Ok(())
+    }
+
+    /// Sets an `/etc/vmware/esx.conf` key (in RAM until the next backup).
+    pub fn config_set(&mut self, key: &str, value: &str) -> Result<(), HostError> {
+        self.require_running()?;
+        self.etc.esx_conf_set(key, value)?;
+        self.event(EventKind::Config, format!("esx.conf {key} = \"{value}\""));
+        Ok(())
+    }
+
+    /// Sets an advanced option such as `Misc.HostName` (in RAM until the next backup).
+    pub fn advanced_set(&mut self, name: &str, value: &str) -> Result<(), HostError> {
+        self.require_running()?;
+        self.etc.advanced_option_set(name, value)?;
+        self.event(EventKind::Config, format!("advanced option {name} = {value}"));
+        Ok(())
+    }
+
+    /// Sets a user's password in `/etc/shadow` (in RAM until the next backup).
+    pub fn set_password(&mut self, user: &str, password: &str) -> Result<(), HostError> {
+        self.require_running()?;
+        let salt = self.seed ^ self.clock.now().0;
+        self.etc.set_password(user, password, salt)?;
+        self.event(EventKind::Config, format!("password of {user} changed"));
+        Ok(())
+    }
+
+    /// The boot device disappears (USB/SD stick gone): the bank paths vanish.
+    pub fn lose_boot_device(&mut self) {
+        if let Some(r) = self.running.as_mut() {
+            r.device_lost = true;
+        }
+        self.event(
+            EventKind::Alert,
+            "Lost connectivity to the device backing the boot filesystem. As a result, host configuration changes will not be saved to persistent storage.",
+        );
+    }
+
+    /// Advances the clock by `seconds`, running every auto-backup that falls
+    /// due, in order.
+    pub fn advance<D: BlockDevice>(&mut self, dev: &mut D, seconds: u64) {
+        let from = self.clock.now();
+        let to = SimTime(from.0.saturating_add(seconds));
+        let schedule = CronSchedule::parse(AUTO_BACKUP).expect("valid cron line");
+        for at in schedule.firings_between(from, to) {
+            self.clock.set(at);
+            if self.running.is_some() {
+                let _ = self.auto_backup(dev);
+            }
+        }
+        self.clock.set(to);
+    }
+
+    /// Orderly shutdown: `shutdown.sh` runs `backup.sh 1`, then the host is off.
+    pub fn shutdown<D: BlockDevice>(&mut self, dev: &mut D) -> Result<(), HostError> {
+        self.require_running()?;
+        let result = self.backup(dev, true);
+        self.running = None;
+        self.event(EventKind::Shutdown, "orderly shutdown");
+        result
+    }
+
+    /// Power loss or crash: nothing runs, the RAM-disk is gone.
+    pub fn power_off(&mut self) {
+        self.running = None;
+        self.event(EventKind::PowerOff, "power lost: configuration since the last backup is gone");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_keep_their_names() {
+        for (kind, name) in [
+            (EventKind::Boot, "boot"),
+            (EventKind::AutoBackup, "auto-backup"),
+            (EventKind::PowerOff, "power-off"),
+            (EventKind::Alert, "alert"),
+        ] {
+            assert_eq!(kind.to_string(), name);
+            assert_eq!(format!("{kind:<6}|"), format!("{name:<6}|"), "padding works like a str");
+        }
+    }
+
+    #[test]
+    fn save_then_restore_is_the_same_host() {
+        let mut host = Host::new(9, SimTime(3600));
+        host.power_off();
+        let state = host.save();
+        assert_eq!(Host::restore(&state).save(), state);
+        assert_eq!(state.next_pid, 1000);
+        assert_eq!(state.timeline[0].kind, EventKind::PowerOff);
+    }
+}

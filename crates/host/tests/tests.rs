@@ -1,0 +1,5 @@
+//! The integration tests of `visorsim-host`, one binary (ripgrep style):
+//! each module covers one part through the public API.
+
+mod etc;
+mod lifecycle;
