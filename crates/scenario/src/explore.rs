@@ -29,14 +29,15 @@ use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::{ModuleCache, Outcome};
 use visorsim_disk::SectorSize;
 use visorsim_disk::{
-    apply_crash_state, crash_states, BlockDevice, CrashSpace, CrashState, CrashWrite, LoggedIo, MemDisk, WriteLog,
+    apply_crash_state, crash_states, BlockDevice, CrashSpace, CrashState, CrashWrite, DiskError, LoggedIo, MemDisk,
+    WriteLog,
 };
-use visorsim_host::bank;
+use visorsim_host::bank::{Bank, BankLocation};
 use visorsim_host::clock::SimTime;
 use visorsim_host::etc::EtcTree;
-use visorsim_host::host::{Host, HostBootOptions};
+use visorsim_host::host::{Host, HostBootOptions, HostError};
 use visorsim_image::archive::{read_state_tgz, ArchiveLimits};
-use visorsim_image::install::{install_fresh, InstallOptions};
+use visorsim_image::install::{install_fresh, InstallError, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
@@ -146,7 +147,94 @@ pub struct Exploration {
     op: Operation,
 }
 
-fn image(seed: u64, build: u32, payload_mb: f64) -> Result<SystemImage, String> {
+/// What an [`ExploreError`] is about, for callers that match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExploreErrorKind {
+    /// A system image cannot be built (payload generation or its cache).
+    Image,
+    /// The fresh install of the base disk failed.
+    Install,
+    /// A host step bringing the host to the state before the operation failed.
+    Setup,
+    /// The recorded operation itself failed.
+    Operation,
+    /// A crash state cannot be applied to the base disk.
+    CrashState,
+}
+
+/// Why an exploration cannot be prepared, or a crash state's disk made;
+/// each names where: the build, the setup step, the operation, the state.
+#[derive(Debug, thiserror::Error)]
+pub enum ExploreError {
+    /// See [`ExploreErrorKind::Image`].
+    #[error("building build {build}: {source}")]
+    Image {
+        /// The build number.
+        build: u32,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// See [`ExploreErrorKind::Install`].
+    #[error("installing build {build}: {source}")]
+    Install {
+        /// The build number.
+        build: u32,
+        /// What failed.
+        #[source]
+        source: InstallError,
+    },
+    /// See [`ExploreErrorKind::Setup`].
+    #[error("setup step {step} ({what}): {source}")]
+    Setup {
+        /// The step (1-based) of the setup, as in a reproducer's steps.
+        step: usize,
+        /// The step, e.g. `backup`.
+        what: String,
+        /// The host's error.
+        #[source]
+        source: HostError,
+    },
+    /// See [`ExploreErrorKind::Operation`].
+    #[error("the {op} itself: {source}", op = op.name())]
+    Operation {
+        /// The operation.
+        op: Operation,
+        /// The host's error.
+        #[source]
+        source: HostError,
+    },
+    /// See [`ExploreErrorKind::CrashState`].
+    #[error("crash state {id}: {source}")]
+    CrashState {
+        /// The crash state's id.
+        id: u64,
+        /// The base disk's error (it names the LBA).
+        #[source]
+        source: DiskError,
+    },
+}
+
+impl ExploreError {
+    /// What the error is about.
+    pub fn kind(&self) -> ExploreErrorKind {
+        match self {
+            ExploreError::Image { .. } => ExploreErrorKind::Image,
+            ExploreError::Install { .. } => ExploreErrorKind::Install,
+            ExploreError::Setup { .. } => ExploreErrorKind::Setup,
+            ExploreError::Operation { .. } => ExploreErrorKind::Operation,
+            ExploreError::CrashState { .. } => ExploreErrorKind::CrashState,
+        }
+    }
+}
+
+/// The error of setup step `step`, the next after `done`.
+fn setup_failed(done: &[serde_json::Value], step: &serde_json::Value) -> impl FnOnce(HostError) -> ExploreError {
+    let (step, what) = (done.len() + 1, step.to_string());
+    move |source| ExploreError::Setup { step, what, source }
+}
+
+fn image(seed: u64, build: u32, payload_mb: f64) -> Result<SystemImage, ExploreError> {
     let spec = ImageSpec {
         version: "6.7.0".into(),
         build_number: build,
@@ -154,15 +242,17 @@ fn image(seed: u64, build: u32, payload_mb: f64) -> Result<SystemImage, String> 
         payload: PayloadSize::Compressed((payload_mb * 1_000_000.0) as u64),
         hostname: "localhost".into(),
     };
-    SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {}).map_err(|e| e.to_string())
+    SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {})
+        .map_err(|source| ExploreError::Image { build, source })
 }
 
 /// The saved configuration in a bank's state.tgz, as (path, bytes) pairs.
 fn saved_config(dev: &mut MemDisk, bank_number: u32) -> Vec<(String, Vec<u8>)> {
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
     let Some(v) = volumes.iter().find(|v| v.number == bank_number) else { return Vec::new() };
-    let location = bank::BankLocation::Partition { number: bank_number, first_lba: v.first_lba, sectors: v.sectors };
-    bank::read(dev, &location, "state.tgz", 64 << 20)
+    let location = BankLocation::fat(bank_number, v.first_lba, v.sectors);
+    location
+        .read(dev, "state.tgz", 64 << 20)
         .ok()
         .and_then(|b| read_state_tgz(&b, &ArchiveLimits::default()).ok())
         .map(|files| files.into_iter().map(|f| (f.path, f.data)).collect())
@@ -176,49 +266,58 @@ fn etc_pairs(etc: &EtcTree) -> Vec<(String, Vec<u8>)> {
 impl Exploration {
     /// Builds the disk, brings the host to the state before the operation,
     /// records the operation and enumerates its crash states.
-    pub fn prepare(options: &ExploreOptions) -> Result<Exploration, String> {
+    ///
+    /// # Errors
+    /// [`ExploreError`] naming the build, the setup step or the operation
+    /// that failed.
+    pub fn prepare(options: &ExploreOptions) -> Result<Exploration, ExploreError> {
         let seed = options.seed;
         let old = image(seed, 1000, options.payload_mb)?;
         let install = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed };
-        let (mut disk, _) = install_fresh(&old, &install).map_err(|e| e.to_string())?;
+        let (mut disk, _) =
+            install_fresh(&old, &install).map_err(|source| ExploreError::Install { build: 1000, source })?;
         let mut host = Host::new(seed, SimTime::default());
         let normal = HostBootOptions::default();
+        let mut setup_steps = vec![serde_json::json!({ "boot": {} })];
         host.boot(&mut disk, &normal, None);
-        host.set_hostname("old-config").map_err(|e| e.to_string())?;
-        host.backup(&mut disk, false).map_err(|e| e.to_string())?;
-        let mut setup_steps = vec![
-            serde_json::json!({ "boot": {} }),
-            serde_json::json!({ "set_hostname": "old-config" }),
-            serde_json::json!("backup"),
-        ];
+        let step = serde_json::json!({ "set_hostname": "old-config" });
+        host.set_hostname("old-config").map_err(setup_failed(&setup_steps, &step))?;
+        setup_steps.push(step);
+        let step = serde_json::json!("backup");
+        host.backup(&mut disk, false).map_err(setup_failed(&setup_steps, &step))?;
+        setup_steps.push(step);
         let new = image(seed + 1, 2000, options.payload_mb)?;
         let mut new_build = None;
         if matches!(options.op, Operation::Shutdown | Operation::Boot) {
-            host.upgrade(&mut disk, &new).map_err(|e| e.to_string())?;
-            setup_steps.push(serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } }));
+            let step = serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } });
+            host.upgrade(&mut disk, &new).map_err(setup_failed(&setup_steps, &step))?;
+            setup_steps.push(step);
             new_build = Some(new.boot_cfg.build.clone());
         }
-        host.set_hostname("new-config").map_err(|e| e.to_string())?;
-        setup_steps.push(serde_json::json!({ "set_hostname": "new-config" }));
+        let step = serde_json::json!({ "set_hostname": "new-config" });
+        host.set_hostname("new-config").map_err(setup_failed(&setup_steps, &step))?;
+        setup_steps.push(step);
         if options.op == Operation::Boot {
-            host.shutdown(&mut disk).map_err(|e| e.to_string())?;
-            setup_steps.push(serde_json::json!("shutdown"));
+            let step = serde_json::json!("shutdown");
+            host.shutdown(&mut disk).map_err(setup_failed(&setup_steps, &step))?;
+            setup_steps.push(step);
         }
         let old_saved = saved_config(&mut disk, 5);
         let base = disk.fork();
         let mut recorder = WriteLog::new(disk);
+        let op_failed = |source| ExploreError::Operation { op: options.op, source };
         let op_step = match options.op {
             Operation::Backup => {
-                host.backup(&mut recorder, false).map_err(|e| e.to_string())?;
+                host.backup(&mut recorder, false).map_err(op_failed)?;
                 serde_json::json!("backup")
             }
             Operation::Upgrade => {
-                host.upgrade(&mut recorder, &new).map_err(|e| e.to_string())?;
+                host.upgrade(&mut recorder, &new).map_err(op_failed)?;
                 new_build = Some(new.boot_cfg.build.clone());
                 serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } })
             }
             Operation::Shutdown => {
-                host.shutdown(&mut recorder).map_err(|e| e.to_string())?;
+                host.shutdown(&mut recorder).map_err(op_failed)?;
                 serde_json::json!("shutdown")
             }
             Operation::Boot => {
@@ -229,7 +328,7 @@ impl Exploration {
         // What a completed operation leaves saved: backup and shutdown save
         // the live /etc; an upgrade copies it into the new bank; a boot
         // restores it.
-        let new_saved = etc_pairs(&host.etc);
+        let new_saved = etc_pairs(host.etc());
         let (_, log) = recorder.into_parts();
         let space = CrashSpace {
             reorder: options.reorder,
@@ -264,9 +363,13 @@ impl Exploration {
     }
 
     /// The disk as it is after crash state `state` (a fork of the base).
-    pub fn crash_disk(&self, state: &CrashState) -> Result<MemDisk, String> {
+    ///
+    /// # Errors
+    /// [`ExploreError::CrashState`] naming the state (its cause names the LBA).
+    pub fn crash_disk(&self, state: &CrashState) -> Result<MemDisk, ExploreError> {
         let mut disk = self.base.fork();
-        apply_crash_state(&mut disk, &self.log, state).map_err(|e| e.to_string())?;
+        apply_crash_state(&mut disk, &self.log, state)
+            .map_err(|source| ExploreError::CrashState { id: state.id, source })?;
         Ok(disk)
     }
 
@@ -291,7 +394,7 @@ impl Exploration {
         if report.outcome != Outcome::Booted {
             return result(format!("violation: unbootable ({:?})", report.outcome), true);
         }
-        let Some(running) = host.running.clone() else {
+        let Some(running) = host.running().cloned() else {
             return result("violation: the host did not come up".into(), true);
         };
         let build_ok = running.build == self.old_build || self.new_build.as_deref() == Some(running.build.as_str());
@@ -299,8 +402,8 @@ impl Exploration {
             return result(format!("violation: booted unexpected build {}", running.build), true);
         }
         let which_build = if running.build == self.old_build { "old build" } else { "new build" };
-        let saved = etc_pairs(&host.etc);
-        let defaults = host.timeline.iter().any(|e| e.text.contains("booting with defaults"));
+        let saved = etc_pairs(host.etc());
+        let defaults = host.timeline().iter().any(|e| e.text.contains("booting with defaults"));
         let config = if defaults {
             "config lost (defaults)"
         } else if saved == self.new_saved {

@@ -7,11 +7,13 @@
 //!   run       the runner: builds the disk, plays the steps over the fault layer,
 //!             checks the expectations, records the timeline
 //!   explore   crash-point exploration of one operation
+//!   size      byte sizes ("16G", "500MB"), for scenario files and the CLI
 //! ```
 
 pub mod explore;
 pub mod model;
 pub mod run;
+pub mod size;
 
 pub use model::{load_file, parse, Scenario, ScenarioError};
-pub use run::{run, Mismatch, RunResult, TimelineRow};
+pub use run::{run, Mismatch, RunError, RunErrorKind, RunResult, TimelineRow};

@@ -21,7 +21,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::StrDeserializer;
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
+use visorsim_boot::boot::Outcome;
+use visorsim_media::layout::Layout;
 
 /// A whole scenario.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,8 +48,8 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct DiskSpec {
     /// `esxi6` (default) or `esxi7`.
-    #[serde(default = "default_layout")]
-    pub layout: String,
+    #[serde(default, deserialize_with = "disk_layout")]
+    pub layout: DiskLayout,
     /// Seed of the image and install.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -64,9 +68,41 @@ pub struct DiskSpec {
     pub image: Option<String>,
 }
 
-fn default_layout() -> String {
-    "esxi6".into()
+/// A disk layout by name (`disk.layout`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskLayout {
+    /// `esxi6`: ESXi 5.x/6.x, banks at partitions 5 and 6.
+    #[default]
+    Esxi6,
+    /// `esxi7`: ESXi 7.x.
+    Esxi7,
 }
+
+impl DiskLayout {
+    /// The layout it names.
+    pub fn layout(self) -> Layout {
+        match self {
+            DiskLayout::Esxi6 => Layout::Esxi6,
+            DiskLayout::Esxi7 => Layout::Esxi7,
+        }
+    }
+
+    /// The version string of the images the runner builds for it.
+    pub fn version(self) -> &'static str {
+        match self {
+            DiskLayout::Esxi6 => "6.7.0",
+            DiskLayout::Esxi7 => "7.0.3",
+        }
+    }
+}
+
+impl From<DiskLayout> for Layout {
+    fn from(layout: DiskLayout) -> Layout {
+        layout.layout()
+    }
+}
+
 fn default_seed() -> u64 {
     1
 }
@@ -92,7 +128,7 @@ pub enum ShiftRWhen {
 #[serde(deny_unknown_fields)]
 pub struct BootStep {
     /// Shift+R.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shift_r")]
     pub shift_r: Option<ShiftRWhen>,
     /// Answer "no" to the rollback prompt.
     #[serde(default)]
@@ -219,11 +255,13 @@ pub struct Expect {
     #[serde(default)]
     pub booted_build: Option<String>,
     /// The last boot's outcome: booted, no_hypervisor, load_failed, chainload_failed.
-    #[serde(default)]
-    pub outcome: Option<String>,
-    /// bootstate on disk per bank: "valid", "upgrading", "dirty", "invalid" or "empty".
-    #[serde(default)]
-    pub bank_states: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "outcome")]
+    pub outcome: Option<BootOutcome>,
+    /// bootstate on disk per bank (keyed by partition number): "valid",
+    /// "upgrading", "dirty", "invalid", "corrupted", "empty" or "missing"
+    /// (any case).
+    #[serde(default, deserialize_with = "bank_states")]
+    pub bank_states: BTreeMap<String, BankStateName>,
     /// Configuration values that must be present: "hostname" or an esx.conf key.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -239,9 +277,164 @@ pub struct Expect {
     /// The last step's error contains this (an upgrade or backup that failed).
     #[serde(default)]
     pub error_contains: Option<String>,
+    /// The last step failed with an error of this kind.
+    #[serde(default, deserialize_with = "error_kind")]
+    pub error_kind: Option<StepErrorKind>,
     /// The last step succeeded.
     #[serde(default)]
     pub step_ok: Option<bool>,
+}
+
+/// A boot outcome by name (`expect.outcome`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BootOutcome {
+    /// `booted`: a bank booted.
+    Booted,
+    /// `no_hypervisor`: "No hypervisor found."
+    NoHypervisor,
+    /// `load_failed`: mboot stopped with a fatal error.
+    LoadFailed,
+    /// `chainload_failed`: the selected bank failed to chainload.
+    ChainloadFailed,
+}
+
+impl BootOutcome {
+    /// The outcome class of a boot.
+    pub fn of(outcome: &Outcome) -> BootOutcome {
+        match outcome {
+            Outcome::Booted => BootOutcome::Booted,
+            Outcome::NoHypervisor => BootOutcome::NoHypervisor,
+            Outcome::LoadFailed { .. } => BootOutcome::LoadFailed,
+            Outcome::ChainloadFailed => BootOutcome::ChainloadFailed,
+        }
+    }
+
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootOutcome::Booted => "booted",
+            BootOutcome::NoHypervisor => "no_hypervisor",
+            BootOutcome::LoadFailed => "load_failed",
+            BootOutcome::ChainloadFailed => "chainload_failed",
+        }
+    }
+}
+
+/// A bank's state on the medium by name (`expect.bank_states`): its
+/// `boot.cfg`'s `bootstate=`, or why there is none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BankStateName {
+    /// `bootstate=0` (VALID).
+    Valid,
+    /// `bootstate=1` (UPGRADING).
+    Upgrading,
+    /// `bootstate=2` (DIRTY).
+    Dirty,
+    /// `bootstate=3` (INVALID).
+    Invalid,
+    /// Any other `bootstate=` (the loader's CORRUPTED).
+    Corrupted,
+    /// The bank has no parsable `boot.cfg`.
+    Empty,
+    /// There is no such bank.
+    Missing,
+}
+
+impl BankStateName {
+    /// The name of a bank's `bootstate=` (`None`: no parsable `boot.cfg`).
+    pub fn of_bootstate(bootstate: Option<i32>) -> BankStateName {
+        match bootstate {
+            None => BankStateName::Empty,
+            Some(0) => BankStateName::Valid,
+            Some(1) => BankStateName::Upgrading,
+            Some(2) => BankStateName::Dirty,
+            Some(3) => BankStateName::Invalid,
+            Some(_) => BankStateName::Corrupted,
+        }
+    }
+
+    /// The name in scenario files (lower case).
+    pub fn name(self) -> &'static str {
+        match self {
+            BankStateName::Valid => "valid",
+            BankStateName::Upgrading => "upgrading",
+            BankStateName::Dirty => "dirty",
+            BankStateName::Invalid => "invalid",
+            BankStateName::Corrupted => "corrupted",
+            BankStateName::Empty => "empty",
+            BankStateName::Missing => "missing",
+        }
+    }
+}
+
+/// The kind of error a host step failed with (`expect.error_kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepErrorKind {
+    /// `not_running`: the step needs a running host.
+    NotRunning,
+    /// `backup`: `backup.sh` failed.
+    Backup,
+    /// `upgrade`: the upgrade failed.
+    Upgrade,
+    /// `config`: a configuration change was refused.
+    Config,
+}
+
+impl StepErrorKind {
+    /// The name in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            StepErrorKind::NotRunning => "not_running",
+            StepErrorKind::Backup => "backup",
+            StepErrorKind::Upgrade => "upgrade",
+            StepErrorKind::Config => "config",
+        }
+    }
+}
+
+/// Reads a closed set's name through `T`'s derived `Deserialize`, naming
+/// `field` in the error (serde's own message names only the value). With
+/// `fold_case` the name is matched case-insensitively.
+fn by_name<T: DeserializeOwned>(text: &str, field: &str, fold_case: bool) -> Result<T, de::value::Error> {
+    let parse = |s: &str| T::deserialize(StrDeserializer::<de::value::Error>::new(s));
+    match fold_case.then(|| parse(&text.to_lowercase()).ok()).flatten() {
+        Some(value) => Ok(value),
+        None => parse(text).map_err(|e| de::Error::custom(format_args!("{field}: {e}"))),
+    }
+}
+
+/// An optional closed-set field (see [`by_name`]).
+fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D, field: &str) -> Result<Option<T>, D::Error> {
+    Option::<String>::deserialize(d)?.map(|s| by_name(&s, field, false)).transpose().map_err(de::Error::custom)
+}
+
+fn disk_layout<'de, D: Deserializer<'de>>(d: D) -> Result<DiskLayout, D::Error> {
+    by_name(&String::deserialize(d)?, "disk.layout", false).map_err(de::Error::custom)
+}
+
+fn shift_r<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ShiftRWhen>, D::Error> {
+    optional(d, "shift_r")
+}
+
+fn outcome<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BootOutcome>, D::Error> {
+    optional(d, "expect.outcome")
+}
+
+fn error_kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StepErrorKind>, D::Error> {
+    optional(d, "expect.error_kind")
+}
+
+fn bank_states<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, BankStateName>, D::Error> {
+    BTreeMap::<String, String>::deserialize(d)?
+        .into_iter()
+        .map(|(bank, state)| {
+            let value = by_name(&state, &format!("expect.bank_states.{bank}"), true).map_err(de::Error::custom)?;
+            Ok((bank, value))
+        })
+        .collect()
 }
 
 /// One step.
@@ -345,7 +538,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.steps.len(), 4);
-        assert_eq!(s.disk.layout, "esxi6");
+        assert_eq!(s.disk.layout, DiskLayout::Esxi6);
     }
 
     #[test]
@@ -362,5 +555,45 @@ mod tests {
     fn unknown_step_is_an_error() {
         let err = parse(r#"{"disk": {}, "steps": ["reboot_now"]}"#, "s.json").unwrap_err();
         assert!(err.to_string().contains("unknown variant `reboot_now`"), "{err}");
+    }
+
+    #[test]
+    fn closed_sets_parse_into_enums() {
+        let s = parse(
+            r#"{"disk": {"layout": "esxi7"}, "steps": [
+                {"boot": {"shift_r": "mboot"}},
+                {"expect": {"outcome": "load_failed", "bank_states": {"5": "VALID", "6": "Dirty"},
+                            "error_kind": "not_running"}}]}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(s.disk.layout, DiskLayout::Esxi7);
+        assert_eq!(Layout::from(s.disk.layout), Layout::Esxi7);
+        let Step::Expect(e) = &s.steps[1] else { panic!("{:?}", s.steps[1]) };
+        assert_eq!(e.outcome, Some(BootOutcome::LoadFailed));
+        assert_eq!(e.bank_states["5"], BankStateName::Valid, "bank states are case-insensitive, as before");
+        assert_eq!(e.bank_states["6"], BankStateName::Dirty);
+        assert_eq!(e.error_kind, Some(StepErrorKind::NotRunning));
+        let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s, "serialises to names that parse back");
+    }
+
+    #[test]
+    fn unknown_names_are_errors_naming_the_field() {
+        for (text, field, value) in [
+            (r#"{"disk": {"layout": "esxi8"}, "steps": []}"#, "disk.layout", "esxi8"),
+            (r#"{"disk": {}, "steps": [{"boot": {"shift_r": "grub"}}]}"#, "shift_r", "grub"),
+            (r#"{"disk": {}, "steps": [{"expect": {"outcome": "Booted"}}]}"#, "expect.outcome", "Booted"),
+            (
+                r#"{"disk": {}, "steps": [{"expect": {"bank_states": {"6": "broken"}}}]}"#,
+                "expect.bank_states.6",
+                "broken",
+            ),
+            (r#"{"disk": {}, "steps": [{"expect": {"error_kind": "io"}}]}"#, "expect.error_kind", "io"),
+        ] {
+            let err = parse(text, "s.json").unwrap_err().to_string();
+            assert!(err.starts_with("s.json:1:"), "{err}");
+            assert!(err.contains(&format!("{field}: unknown variant `{value}`, expected")), "{err}");
+        }
     }
 }

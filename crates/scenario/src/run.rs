@@ -11,23 +11,27 @@
 //! host; a mismatch names the step, what was expected and what was found.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::error::Error;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use visorsim_boot::boot::{BootOptions, BootReport, ModuleCache, Outcome, ShiftR};
-use visorsim_boot::safeboot::{state_name, Answer};
+use visorsim_boot::safeboot::Answer;
 use visorsim_disk::{BitFlip, BlockDevice, FaultPlan, Faulty, FileDisk, MemDisk, SectorSize, Tearing};
+use visorsim_host::bank::Bank;
 use visorsim_host::clock::SimTime;
-use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
+use visorsim_host::host::{bank_summaries, EventKind, Host, HostBootOptions, HostError, HostErrorKind};
 use visorsim_image::install::{install_fresh, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::fatread::FatReader;
-use visorsim_media::layout::Layout;
 
 use crate::model::{
-    BootStep, CorruptStep, DiskSpec, Expect, FaultStep, FileRef, Scenario, ShiftRWhen, Step, UpgradeStep,
+    BankStateName, BootOutcome, BootStep, CorruptStep, DiskSpec, Expect, FaultStep, FileRef, Scenario, ShiftRWhen,
+    Step, StepErrorKind, UpgradeStep,
 };
+use crate::size::parse_size;
 
 /// One line of the timeline.
 #[derive(Clone, Debug, Serialize)]
@@ -97,17 +101,195 @@ impl RunResult {
     }
 }
 
-/// Why a scenario could not run at all (as opposed to failing an expectation).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RunError(pub String);
+/// What a [`RunError`] is about, for callers that match on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunErrorKind {
+    /// The starting disk cannot be built (`disk.size`, the install).
+    Disk,
+    /// A system image cannot be built (payload generation or its cache), or
+    /// has no module the step names (`upgrade.broken`).
+    Image,
+    /// A step is invalid as written (a duration, a `corrupt` without target).
+    Step,
+    /// A `fault` step's target (a bank's file) is not on the medium.
+    Fault,
+    /// A `corrupt` step's target is not on the medium, or cannot be read or
+    /// written.
+    Corrupt,
+    /// The raw image named by `disk.image` cannot be read.
+    Io,
+}
+
+/// Why a scenario could not run at all (as opposed to failing an
+/// expectation): a kind to match on, where it happened (the step, the
+/// scenario field, the image file, the bank, the file, the LBA) and the
+/// cause.
+///
+/// The message (`Display`) already includes the cause's own message;
+/// [`Error::source`] gives the cause itself, to match on or downcast.
+#[derive(Debug)]
+pub struct RunError {
+    // Boxed: a `Result<_, RunError>` stays one pointer wide on the error side.
+    inner: Box<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kind: RunErrorKind,
+    step: Option<usize>,
+    field: &'static str,
+    path: Option<PathBuf>,
+    bank: Option<u32>,
+    file: Option<String>,
+    lba: Option<u64>,
+    message: String,
+    source: Option<Box<dyn Error + Send + Sync + 'static>>,
+}
+
+impl RunError {
+    fn new(kind: RunErrorKind, field: &'static str, message: impl Into<String>) -> RunError {
+        let inner = Inner {
+            kind,
+            step: None,
+            field,
+            path: None,
+            bank: None,
+            file: None,
+            lba: None,
+            message: message.into(),
+            source: None,
+        };
+        RunError { inner: Box::new(inner) }
+    }
+
+    /// `message: cause` (the cause and its own causes), for errors whose
+    /// cause does not say where it happened on its own.
+    fn caused(
+        kind: RunErrorKind,
+        field: &'static str,
+        message: String,
+        source: impl Error + Send + Sync + 'static,
+    ) -> RunError {
+        let mut text = message;
+        let mut next: Option<&(dyn Error + 'static)> = Some(&source);
+        while let Some(e) = next {
+            let part = e.to_string();
+            if !text.ends_with(&part) {
+                text.push_str(": ");
+                text.push_str(&part);
+            }
+            next = e.source();
+        }
+        RunError::new(kind, field, text).with_source(source)
+    }
+
+    fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> RunError {
+        self.inner.source = Some(Box::new(source));
+        self
+    }
+
+    fn with_path(mut self, path: &Path) -> RunError {
+        self.inner.path = Some(path.to_owned());
+        self
+    }
+
+    fn with_bank(mut self, bank: u32) -> RunError {
+        self.inner.bank = Some(bank);
+        self
+    }
+
+    fn with_file(mut self, file: &str) -> RunError {
+        self.inner.file = Some(file.to_owned());
+        self
+    }
+
+    fn with_lba(mut self, lba: u64) -> RunError {
+        self.inner.lba = Some(lba);
+        self
+    }
+
+    fn at_step(mut self, step: usize) -> RunError {
+        self.inner.step = Some(step);
+        self
+    }
+
+    /// What the error is about.
+    pub fn kind(&self) -> RunErrorKind {
+        self.inner.kind
+    }
+
+    /// The step (1-based) that failed; `None` while building the disk.
+    pub fn step(&self) -> Option<usize> {
+        self.inner.step
+    }
+
+    /// The scenario field that led to it: `disk.image`, `disk.size`, `disk`,
+    /// `advance`, `upgrade`, `upgrade.broken`, `fault.bad_file`,
+    /// `fault.bit_rot` or `corrupt`.
+    pub fn field(&self) -> &'static str {
+        self.inner.field
+    }
+
+    /// The image file (`disk.image`), resolved against the scenario's directory.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// The bank (partition number).
+    pub fn bank(&self) -> Option<u32> {
+        self.inner.bank
+    }
+
+    /// The file of the bank, or the module of the image.
+    pub fn file(&self) -> Option<&str> {
+        self.inner.file.as_deref()
+    }
+
+    /// The LBA on the medium.
+    pub fn lba(&self) -> Option<u64> {
+        self.inner.lba
+    }
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.inner.message)
+    }
+}
+
+impl Error for RunError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.inner.source.as_deref().map(|e| e as _)
+    }
+}
+
+/// How the last step failed (for `error_contains`, `error_kind`, `step_ok`).
+struct StepFailure {
+    kind: StepErrorKind,
+    message: String,
+}
+
+/// The kind of a host step's error, as scenario files name it.
+fn step_error_kind(e: &HostError) -> StepErrorKind {
+    match e.kind() {
+        HostErrorKind::NotRunning => StepErrorKind::NotRunning,
+        HostErrorKind::BootbankMissing | HostErrorKind::ExtractFailed | HostErrorKind::SaveFailed => {
+            StepErrorKind::Backup
+        }
+        HostErrorKind::NoAltBank
+        | HostErrorKind::UpgradeTooLarge
+        | HostErrorKind::UpgradeNoSpace
+        | HostErrorKind::UpgradeIo => StepErrorKind::Upgrade,
+        HostErrorKind::Config => StepErrorKind::Config,
+    }
+}
 
 struct World {
     dev: Faulty<MemDisk>,
     host: Host,
     cache: ModuleCache,
     last_boot: Option<BootReport>,
-    last_error: Option<String>,
+    last_error: Option<StepFailure>,
     spec: DiskSpec,
 }
 
@@ -133,7 +315,7 @@ pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
                 mismatches.extend(found);
                 ("expect".to_owned(), result)
             }
-            other => play(&mut world, other)?,
+            other => play(&mut world, other).map_err(|e| e.at_step(n))?,
         };
         if world.dev.power_lost() {
             world.host.power_off();
@@ -142,54 +324,52 @@ pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
         let banks = bank_summaries(world.dev.inner_mut()).iter().map(|b| b.short()).collect::<Vec<_>>().join(" ");
         timeline.push(TimelineRow {
             step: n,
-            time: world.host.clock.now().rfc3339(),
+            time: world.host.now().rfc3339(),
             what,
             result,
             banks,
-            running: world.host.running.as_ref().map(|r| format!("BANK{} {}", r.bank, r.build)),
+            running: world.host.running().map(|r| format!("BANK{} {}", r.bank, r.build)),
         });
     }
-    Ok(RunResult { timeline, mismatches, host_events: world.host.timeline.clone() })
+    Ok(RunResult { timeline, mismatches, host_events: world.host.timeline().to_vec() })
 }
 
 fn build_disk(spec: &DiskSpec, base: &Path) -> Result<MemDisk, RunError> {
     if let Some(image) = &spec.image {
         let path = base.join(image);
-        let mut file = FileDisk::open_read_only(&path, SectorSize::S512)
-            .map_err(|e| RunError(format!("{}: {e}", path.display())))?;
-        return file.load().map_err(|e| RunError(format!("{}: {e}", path.display())));
+        let unreadable = |e: &dyn fmt::Display| {
+            RunError::new(RunErrorKind::Io, "disk.image", format!("{}: {e}", path.display())).with_path(&path)
+        };
+        let mut file = FileDisk::open_read_only(&path, SectorSize::S512).map_err(|e| unreadable(&e).with_source(e))?;
+        return file.load().map_err(|e| {
+            let lba = e.lba();
+            unreadable(&e).with_lba(lba).with_source(e)
+        });
     }
-    let layout = Layout::from_name(&spec.layout)
-        .ok_or_else(|| RunError(format!("disk.layout: unknown layout {:?} (esxi6 or esxi7)", spec.layout)))?;
     let size = match &spec.size {
-        Some(s) => Some(parse_size(s).ok_or_else(|| RunError(format!("disk.size: {s:?} is not a size such as 16G")))?),
+        Some(s) => Some(parse_size(s).map_err(|e| {
+            RunError::new(RunErrorKind::Disk, "disk.size", format!("disk.size: {s:?} is not a size such as 16G"))
+                .with_source(e)
+        })?),
         None => None,
     };
-    let image = system_image(spec, spec.build, spec.seed)?;
-    let options = InstallOptions { layout, size, sector_size: SectorSize::S512, seed: spec.seed };
-    install_fresh(&image, &options).map(|(d, _)| d).map_err(|e| RunError(format!("installing: {e}")))
+    let image = system_image(spec, spec.build, spec.seed, "disk")?;
+    let options = InstallOptions { layout: spec.layout.layout(), size, sector_size: SectorSize::S512, seed: spec.seed };
+    install_fresh(&image, &options)
+        .map(|(d, _)| d)
+        .map_err(|e| RunError::new(RunErrorKind::Disk, "disk", format!("installing: {e}")).with_source(e))
 }
 
-fn system_image(spec: &DiskSpec, build: u32, seed: u64) -> Result<SystemImage, RunError> {
+fn system_image(spec: &DiskSpec, build: u32, seed: u64, field: &'static str) -> Result<SystemImage, RunError> {
     let image_spec = ImageSpec {
-        version: if spec.layout == "esxi7" { "7.0.3".into() } else { "6.7.0".into() },
+        version: spec.layout.version().into(),
         build_number: build,
         seed,
         payload: PayloadSize::Compressed((spec.payload_mb * 1_000_000.0) as u64),
         hostname: "localhost".into(),
     };
     SystemImage::build(&image_spec, default_cache_dir().as_deref(), &mut |_, _| {})
-        .map_err(|e| RunError(format!("building build {build}: {e}")))
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.chars().last()? {
-        'G' | 'g' => (&s[..s.len() - 1], 1u64 << 30),
-        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mult)
+        .map_err(|e| RunError::new(RunErrorKind::Image, field, format!("building build {build}: {e}")).with_source(e))
 }
 
 fn boot_options(b: &BootStep) -> HostBootOptions {
@@ -220,11 +400,12 @@ fn boot_summary(report: &BootReport) -> String {
 
 fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
     w.last_error = None;
-    let done = |r: Result<(), String>, w: &mut World| match r {
+    let done = |r: Result<(), HostError>, w: &mut World| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
-            w.last_error = Some(e.clone());
-            format!("failed: {e}")
+            let result = format!("failed: {e}");
+            w.last_error = Some(StepFailure { kind: step_error_kind(&e), message: e.to_string() });
+            result
         }
     };
     Ok(match step {
@@ -241,36 +422,37 @@ fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
             ("reboot".into(), text)
         }
         Step::SetHostname(name) => {
-            let r = w.host.set_hostname(name).map_err(|e| e.to_string());
+            let r = w.host.set_hostname(name);
             (format!("set hostname {name}"), done(r, w))
         }
         Step::Configure { key, value } => {
-            let r = w.host.config_set(key, value).map_err(|e| e.to_string());
+            let r = w.host.config_set(key, value);
             (format!("configure {key}"), done(r, w))
         }
         Step::Password { user, password } => {
-            let r = w.host.set_password(user, password).map_err(|e| e.to_string());
+            let r = w.host.set_password(user, password);
             (format!("password {user}"), done(r, w))
         }
         Step::Advance(d) => {
-            let secs = SimTime::parse_duration(d).map_err(|e| RunError(format!("advance: {e}")))?;
-            let before = w.host.timeline.len();
+            let secs = SimTime::parse_duration(d)
+                .map_err(|e| RunError::new(RunErrorKind::Step, "advance", format!("advance: {e}")).with_source(e))?;
+            let before = w.host.timeline().len();
             w.host.advance(&mut w.dev, secs);
-            let backups = w.host.timeline[before..].iter().filter(|e| e.kind == "backup").count();
-            let alerts = w.host.timeline[before..].iter().filter(|e| e.kind == "alert").count();
+            let backups = w.host.timeline()[before..].iter().filter(|e| e.kind == EventKind::Backup).count();
+            let alerts = w.host.timeline()[before..].iter().filter(|e| e.kind == EventKind::Alert).count();
             (format!("advance {d}"), format!("{backups} backup(s), {alerts} alert(s)"))
         }
         Step::Backup => {
-            let r = w.host.backup(&mut w.dev, false).map_err(|e| e.to_string());
+            let r = w.host.backup(&mut w.dev, false);
             ("backup.sh 0".into(), done(r, w))
         }
         Step::Upgrade(u) => {
             let image = upgrade_image(&w.spec, u)?;
-            let r = w.host.upgrade(&mut w.dev, &image).map_err(|e| e.to_string());
+            let r = w.host.upgrade(&mut w.dev, &image);
             (format!("upgrade to build {}", u.build), done(r, w))
         }
         Step::Shutdown => {
-            let r = w.host.shutdown(&mut w.dev).map_err(|e| e.to_string());
+            let r = w.host.shutdown(&mut w.dev);
             ("shutdown".into(), done(r, w))
         }
         Step::PowerCut => {
@@ -294,13 +476,16 @@ fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
 }
 
 fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunError> {
-    let mut image = system_image(spec, u.build, u.seed.unwrap_or(u64::from(u.build)))?;
+    let mut image = system_image(spec, u.build, u.seed.unwrap_or(u64::from(u.build)), "upgrade")?;
     if let Some(name) = &u.broken {
-        let file = image
-            .files
-            .iter_mut()
-            .find(|f| &f.name == name)
-            .ok_or_else(|| RunError(format!("upgrade.broken: the image has no module {name}")))?;
+        let file = image.files.iter_mut().find(|f| &f.name == name).ok_or_else(|| {
+            RunError::new(
+                RunErrorKind::Image,
+                "upgrade.broken",
+                format!("upgrade.broken: the image has no module {name}"),
+            )
+            .with_file(name)
+        })?;
         let n = file.data.len();
         file.data[n / 2] ^= 0xFF;
         file.data[n - 8] ^= 0xFF;
@@ -313,17 +498,23 @@ fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunErr
     Ok(image)
 }
 
-/// The LBAs of a bank file's clusters, read from the medium.
-fn file_sectors(dev: &mut MemDisk, f: &FileRef) -> Result<Vec<u64>, RunError> {
+/// The LBAs of a bank file's clusters, read from the medium (for the
+/// `fault` field `field`).
+fn file_sectors(dev: &mut MemDisk, f: &FileRef, field: &'static str) -> Result<Vec<u64>, RunError> {
+    let fault = |message: String| RunError::new(RunErrorKind::Fault, field, message).with_bank(f.bank);
+    let unreadable = |e| {
+        RunError::caused(RunErrorKind::Fault, field, format!("{field}: bank {}: {}", f.bank, f.file), e)
+            .with_bank(f.bank)
+            .with_file(&f.file)
+    };
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
-    let v =
-        volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
-    let reader = FatReader::open(dev, v.first_lba, v.sectors).map_err(|e| RunError(e.to_string()))?;
+    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| fault(format!("bank {} not found", f.bank)))?;
+    let reader = FatReader::open(dev, v.first_lba, v.sectors).map_err(unreadable)?;
     let file = reader
         .find(dev, &f.file)
-        .map_err(|e| RunError(e.to_string()))?
-        .ok_or_else(|| RunError(format!("{} not found in bank {}", f.file, f.bank)))?;
-    let runs = reader.runs(dev, &file).map_err(|e| RunError(e.to_string()))?;
+        .map_err(unreadable)?
+        .ok_or_else(|| fault(format!("{} not found in bank {}", f.file, f.bank)).with_file(&f.file))?;
+    let runs = reader.runs(dev, &file).map_err(unreadable)?;
     Ok(runs.iter().flat_map(|r| r.lba..r.lba + r.sectors).collect())
 }
 
@@ -353,13 +544,18 @@ fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunError> {
         armed.push(format!("{} bad sector(s)", f.bad_sectors.len()));
     }
     if let Some(file) = &f.bad_file {
-        let sectors: BTreeSet<u64> = file_sectors(w.dev.inner_mut(), file)?.into_iter().collect();
+        let sectors: BTreeSet<u64> = file_sectors(w.dev.inner_mut(), file, "fault.bad_file")?.into_iter().collect();
         armed.push(format!("{} unreadable ({} sectors)", file.file, sectors.len()));
         w.dev.plan_mut().bad_sectors.extend(sectors);
     }
     if let Some(file) = &f.bit_rot {
-        let sectors = file_sectors(w.dev.inner_mut(), file)?;
-        let lba = sectors[sectors.len() / 2];
+        let sectors = file_sectors(w.dev.inner_mut(), file, "fault.bit_rot")?;
+        let Some(&lba) = sectors.get(sectors.len() / 2) else {
+            let message = format!("fault.bit_rot: bank {}: {} has no data to rot", file.bank, file.file);
+            return Err(RunError::new(RunErrorKind::Fault, "fault.bit_rot", message)
+                .with_bank(file.bank)
+                .with_file(&file.file));
+        };
         w.dev.plan_mut().bit_flips.push(BitFlip { lba, byte: 100, bit: 3 });
         armed.push(format!("bit rot in {}", file.file));
     }
@@ -377,38 +573,58 @@ fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunError> {
 fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String), RunError> {
     let dev = w.dev.inner_mut();
     let ss = dev.sector_size().len();
+    let sectors_error = |what: String, lba: u64, e| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: {what}"), e).with_lba(lba)
+    };
     if let Some(fill) = &c.fill {
+        let what = format!("fill LBA {}+{}", fill.lba, fill.count);
+        let end = fill.lba.checked_add(fill.count);
+        if end.is_none_or(|end| end > dev.sector_count()) {
+            let message = format!("corrupt: {what}: past the end of the disk ({} sectors)", dev.sector_count());
+            return Err(RunError::new(RunErrorKind::Corrupt, "corrupt", message).with_lba(fill.lba));
+        }
         let data = vec![fill.byte; ss * fill.count as usize];
-        dev.write_sectors(fill.lba, &data).map_err(|e| RunError(e.to_string()))?;
+        dev.write_sectors(fill.lba, &data).map_err(|e| sectors_error(what, fill.lba, e))?;
         return Ok((format!("fill LBA {}+{}", fill.lba, fill.count), format!("0x{:02x}", fill.byte)));
     }
     if let Some(lba) = c.lba {
         let mut sector = vec![0u8; ss];
-        dev.read_sectors(lba, &mut sector).map_err(|e| RunError(e.to_string()))?;
+        dev.read_sectors(lba, &mut sector).map_err(|e| sectors_error(format!("LBA {lba}"), lba, e))?;
         let at = c.offset.unwrap_or(0) as usize % ss;
         sector[at] ^= 0xFF;
-        dev.write_sectors(lba, &sector).map_err(|e| RunError(e.to_string()))?;
+        dev.write_sectors(lba, &sector).map_err(|e| sectors_error(format!("LBA {lba}"), lba, e))?;
         return Ok((format!("corrupt LBA {lba}"), "byte flipped".into()));
     }
-    let Some(f) = &c.file else { return Err(RunError("corrupt: give `file` or `lba`".into())) };
+    let Some(f) = &c.file else {
+        return Err(RunError::new(RunErrorKind::Step, "corrupt", "corrupt: give `file` or `lba`"));
+    };
+    let file_error = |e| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: bank {}: {}", f.bank, f.file), e)
+            .with_bank(f.bank)
+            .with_file(&f.file)
+    };
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
-    let v =
-        volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| RunError(format!("bank {} not found", f.bank)))?;
-    let mut location =
-        visorsim_host::bank::BankLocation::Partition { number: f.bank, first_lba: v.first_lba, sectors: v.sectors };
+    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("bank {} not found", f.bank)).with_bank(f.bank)
+    })?;
+    let mut location = visorsim_host::bank::BankLocation::fat(f.bank, v.first_lba, v.sectors);
     if c.delete {
-        visorsim_host::bank::remove(dev, &mut location, &f.file).map_err(|e| RunError(e.to_string()))?;
+        location.remove(dev, &f.file).map_err(file_error)?;
         return Ok((format!("delete {}", f.file), "ok".into()));
     }
-    let mut data = visorsim_host::bank::read(dev, &location, &f.file, 1 << 30)
-        .map_err(|e| RunError(format!("{}: {e}", f.file)))?;
+    let mut data = location.read(dev, &f.file, 1 << 30).map_err(|e| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("{}: {e}", f.file))
+            .with_bank(f.bank)
+            .with_file(&f.file)
+            .with_source(e)
+    })?;
     if let Some(len) = c.truncate_to {
         data.truncate(len as usize);
     } else if !data.is_empty() {
         let at = c.offset.map_or(data.len() / 2, |o| o as usize % data.len());
         data[at] ^= 0xFF;
     }
-    visorsim_host::bank::write(dev, &mut location, &f.file, &data).map_err(|e| RunError(e.to_string()))?;
+    location.write(dev, &f.file, &data).map_err(file_error)?;
     Ok((format!("corrupt {}/{}", f.bank, f.file), "ok".into()))
 }
 
@@ -417,7 +633,7 @@ fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     let mut mismatch = |what: &str, expected: String, actual: String| {
         out.push(Mismatch { step, what: what.to_owned(), expected, actual });
     };
-    let running = w.host.running.as_ref();
+    let running = w.host.running();
     if let Some(r) = e.running {
         if r != running.is_some() {
             mismatch("running", r.to_string(), running.is_some().to_string());
@@ -435,32 +651,26 @@ fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
             mismatch("booted_build", build.clone(), format!("{actual:?}"));
         }
     }
-    if let Some(outcome) = &e.outcome {
-        let actual = w.last_boot.as_ref().map(|b| match b.outcome {
-            Outcome::Booted => "booted",
-            Outcome::NoHypervisor => "no_hypervisor",
-            Outcome::LoadFailed { .. } => "load_failed",
-            Outcome::ChainloadFailed => "chainload_failed",
-        });
-        if actual != Some(outcome.as_str()) {
-            mismatch("outcome", outcome.clone(), format!("{actual:?}"));
+    if let Some(outcome) = e.outcome {
+        let actual = w.last_boot.as_ref().map(|b| BootOutcome::of(&b.outcome));
+        if actual != Some(outcome) {
+            mismatch("outcome", outcome.name().to_owned(), format!("{:?}", actual.map(BootOutcome::name)));
         }
     }
     if !e.bank_states.is_empty() {
         let banks = bank_summaries(w.dev.inner_mut());
-        for (bank, want) in &e.bank_states {
+        for (bank, &want) in &e.bank_states {
             let actual = banks
                 .iter()
                 .find(|b| b.number.to_string() == *bank)
-                .map(|b| b.bootstate.map_or("empty".to_owned(), |s| state_name(s).to_lowercase()))
-                .unwrap_or_else(|| "missing".into());
-            if actual != want.to_lowercase() {
-                mismatch(&format!("bank {bank} state"), want.clone(), actual);
+                .map_or(BankStateName::Missing, |b| BankStateName::of_bootstate(b.bootstate));
+            if actual != want {
+                mismatch(&format!("bank {bank} state"), want.name().to_owned(), actual.name().to_owned());
             }
         }
     }
     let lookup =
-        |host: &Host, key: &str| if key == "hostname" { host.etc.hostname() } else { host.etc.esx_conf_get(key) };
+        |host: &Host, key: &str| if key == "hostname" { host.etc().hostname() } else { host.etc().esx_conf_get(key) };
     for (key, want) in &e.config {
         let actual = lookup(&w.host, key);
         if actual.as_deref() != Some(want.as_str()) {
@@ -480,19 +690,30 @@ fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
         }
     }
     for text in &e.timeline_contains {
-        if !w.host.timeline.iter().any(|ev| ev.text.contains(text.as_str())) {
+        if !w.host.timeline().iter().any(|ev| ev.text.contains(text.as_str())) {
             mismatch("timeline_contains", text.clone(), "not in the host's timeline".into());
         }
     }
+    let last_error = w.last_error.as_ref().map(|f| &f.message);
     if let Some(text) = &e.error_contains {
-        match &w.last_error {
+        match last_error {
             Some(err) if err.contains(text.as_str()) => {}
             other => mismatch("error_contains", text.clone(), format!("{other:?}")),
         }
     }
+    if let Some(kind) = e.error_kind {
+        let actual = w.last_error.as_ref().map(|f| f.kind);
+        if actual != Some(kind) {
+            let found = match &w.last_error {
+                Some(f) => format!("{} ({:?})", f.kind.name(), f.message),
+                None => "no error".to_owned(),
+            };
+            mismatch("error_kind", kind.name().to_owned(), found);
+        }
+    }
     if let Some(ok) = e.step_ok {
         if ok != w.last_error.is_none() {
-            mismatch("step_ok", ok.to_string(), format!("{:?}", w.last_error));
+            mismatch("step_ok", ok.to_string(), format!("{last_error:?}"));
         }
     }
     out

@@ -5,7 +5,7 @@
 //! bank. A failing case prints its seed and a scenario file reproducing it.
 
 use proptest::prelude::*;
-use visorsim_scenario::model::{BootStep, Expect, FaultStep, Scenario, Step, UpgradeStep};
+use visorsim_scenario::model::{BootOutcome, BootStep, Expect, FaultStep, Scenario, Step, UpgradeStep};
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
@@ -53,7 +53,7 @@ proptest! {
         all.push(Step::Boot(BootStep::default()));
         all.push(Step::PowerCut);
         all.push(Step::Boot(BootStep::default()));
-        all.push(Step::Expect(Expect { outcome: Some("booted".into()), ..Default::default() }));
+        all.push(Step::Expect(Expect { outcome: Some(BootOutcome::Booted), ..Default::default() }));
         let s = scenario(seed, all);
         let result = visorsim_scenario::run(&s, std::path::Path::new(".")).unwrap();
         prop_assert!(result.passed(), "seed {seed}; reproduce with this scenario file:\n{}\n{}", show(&s), result.render());
@@ -94,7 +94,7 @@ proptest! {
         all.push(Step::Reboot(BootStep::default()));
         all.push(Step::PowerCut);
         all.push(Step::Boot(BootStep::default()));
-        all.push(Step::Expect(Expect { outcome: Some("booted".into()), ..Default::default() }));
+        all.push(Step::Expect(Expect { outcome: Some(BootOutcome::Booted), ..Default::default() }));
         let s = scenario(seed, all);
         let result = visorsim_scenario::run(&s, std::path::Path::new(".")).unwrap();
         prop_assert!(result.passed(), "seed {seed}; reproduce with this scenario file:\n{}\n{}", show(&s), result.render());
