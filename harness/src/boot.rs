@@ -3,16 +3,16 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use visorsim_boot::boot::{boot, BootOptions, BootReport, ShiftR};
-use visorsim_boot::safeboot::{state_name, Answer, Level, Verdict};
-use visorsim_disk::{BlockDevice, FileDisk, Overlay, SectorSize};
+use visorsim_boot::safeboot::{state_name, Level, Verdict};
+use visorsim_disk::{BlockDevice, FileDisk, Overlay};
 
-use crate::failure::{Context, Failure};
+use crate::args::{AnswerArg, SectorSizeArg};
+use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim boot`.
 #[derive(Args, Debug)]
@@ -26,8 +26,8 @@ pub struct BootArgs {
     #[arg(long)]
     shift_r_in_mboot: bool,
     /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
-    #[arg(long, value_parser = ["yes", "no"], default_value = "yes")]
-    answer: String,
+    #[arg(long, value_enum, default_value_t = AnswerArg::Yes)]
+    answer: AnswerArg,
     /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
     #[arg(long)]
     fake_write_error: bool,
@@ -41,15 +41,15 @@ pub struct BootArgs {
     #[arg(long, short)]
     verbose: bool,
     /// Logical sector size of the image.
-    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
-    sector_size: String,
+    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
+    sector_size: SectorSizeArg,
 }
 
 /// Runs `visorsim boot`. Exit codes: 0 booted, 4 no hypervisor, 5 a module
 /// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX version).
-pub fn run(args: BootArgs) -> Result<ExitCode, Failure> {
-    let sector_size = if args.sector_size == "4096" { SectorSize::S4096 } else { SectorSize::S512 };
-    let answer = if args.answer == "no" { Answer::No } else { Answer::Yes };
+pub fn run(args: BootArgs) -> Result<Status, Failure> {
+    let sector_size = args.sector_size.sector_size();
+    let answer = args.answer.answer();
     let options = BootOptions {
         shift_r: if args.shift_r {
             ShiftR::AtSafeboot(answer)
@@ -80,7 +80,7 @@ pub fn run(args: BootArgs) -> Result<ExitCode, Failure> {
     } else {
         print!("{}", render(&report, args.verbose));
     }
-    Ok(ExitCode::from(report.outcome.exit_code()))
+    Ok(Status::of_boot(&report.outcome))
 }
 
 fn render(r: &BootReport, verbose: bool) -> String {

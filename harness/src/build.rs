@@ -1,27 +1,28 @@
 //! `visorsim build`: a freshly installed ESXi boot disk, as a sparse raw image.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use visorsim_disk::{FileDisk, SectorSize};
+use visorsim_disk::FileDisk;
 use visorsim_image::install::{install_fresh, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
-use crate::failure::{Context, Failure};
-use crate::size::parse_size;
+use visorsim_scenario::size::parse_size;
+
+use crate::args::{LayoutArg, SectorSizeArg};
+use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim build`.
 #[derive(Args, Debug)]
 pub struct BuildArgs {
     /// Partition layout.
-    #[arg(long, value_parser = ["esxi6", "esxi7"], default_value = "esxi6")]
-    layout: String,
+    #[arg(long, value_enum, default_value_t = LayoutArg::Esxi6)]
+    layout: LayoutArg,
     /// Output raw image (written atomically, sparse).
     #[arg(long)]
     out: PathBuf,
@@ -38,8 +39,8 @@ pub struct BuildArgs {
     #[arg(long, value_parser = parse_size)]
     size: Option<u64>,
     /// Logical sector size.
-    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
-    sector_size: String,
+    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
+    sector_size: SectorSizeArg,
     /// ESXi version string of the build.
     #[arg(long)]
     version: Option<String>,
@@ -77,10 +78,9 @@ struct Manifest {
 }
 
 /// Runs `visorsim build`.
-pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: BuildArgs) -> Result<Status, Failure> {
     let started = Instant::now();
-    let layout =
-        Layout::from_name(&args.layout).ok_or_else(|| Failure::msg(format!("unknown layout {}", args.layout)))?;
+    let layout = args.layout.layout();
     let (default_version, default_build) = match layout {
         Layout::Esxi6 => ("6.7.0", 8169922),
         Layout::Esxi7 => ("7.0.3", 21424296),
@@ -96,7 +96,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
         },
         hostname: args.hostname.clone(),
     };
-    let sector_size = if args.sector_size == "4096" { SectorSize::S4096 } else { SectorSize::S512 };
+    let sector_size = args.sector_size.sector_size();
     let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
 
     let bar = ProgressBar::new(0);
@@ -153,5 +153,5 @@ pub fn run(args: BuildArgs) -> Result<ExitCode, Failure> {
         println!("  bank 6: formatted, empty");
         println!("Next: visorsim inspect {}", args.out.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

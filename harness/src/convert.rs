@@ -4,12 +4,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 use visorsim_tools::{ImageFormat, QemuImg};
 
-use crate::failure::{Context, Failure};
+use crate::args::{FormatArg, SectorSizeArg};
+use crate::failure::{Context, Failure, Status};
 use crate::inspect::inspect_file;
 
 /// Arguments of `visorsim export`.
@@ -18,8 +18,8 @@ pub struct ExportArgs {
     /// Raw disk image to export.
     image: PathBuf,
     /// Output format.
-    #[arg(long, value_parser = ["vmdk", "qcow2", "vhdx", "raw"])]
-    format: String,
+    #[arg(long, value_enum)]
+    format: FormatArg,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -34,33 +34,29 @@ pub struct ImportArgs {
     #[arg(long)]
     out: PathBuf,
     /// Format of the input, when probing should not decide.
-    #[arg(long, value_parser = ["vmdk", "qcow2", "vhdx", "raw"])]
-    format: Option<String>,
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
     /// Logical sector size of the disk.
-    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
-    sector_size: String,
-}
-
-fn format(name: &str) -> Result<ImageFormat, Failure> {
-    name.parse().map_err(|_| Failure::msg(format!("unknown image format {name}")))
+    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
+    sector_size: SectorSizeArg,
 }
 
 /// Runs `visorsim export`.
-pub fn export(args: ExportArgs) -> Result<ExitCode, Failure> {
+pub fn export(args: ExportArgs) -> Result<Status, Failure> {
     let qemu = QemuImg::new();
-    let out_format = format(&args.format)?;
+    let out_format = args.format.format();
     require_file(&args.image)?;
     qemu.convert(&args.image, Some(ImageFormat::Raw), &args.out, out_format)
         .context(|| format!("Exporting {} to {}", args.image.display(), args.out.display()))?;
-    println!("Exported {} as {} to {}", args.image.display(), args.format, args.out.display());
-    Ok(ExitCode::SUCCESS)
+    println!("Exported {} as {} to {}", args.image.display(), out_format.name(), args.out.display());
+    Ok(Status::Success)
 }
 
 /// Runs `visorsim import`: converts to raw next to the output, checks that
 /// the result is a disk with a partition table, then renames it into place.
-pub fn import(args: ImportArgs) -> Result<ExitCode, Failure> {
+pub fn import(args: ImportArgs) -> Result<Status, Failure> {
     let qemu = QemuImg::new();
-    let in_format = args.format.as_deref().map(format).transpose()?;
+    let in_format = args.format.map(FormatArg::format);
     require_file(&args.image)?;
     let dir = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
@@ -71,7 +67,7 @@ pub fn import(args: ImportArgs) -> Result<ExitCode, Failure> {
     let result = (|| {
         qemu.convert(&args.image, in_format, &staging, ImageFormat::Raw)
             .context(|| format!("Converting {} to raw", args.image.display()))?;
-        let report = inspect_file(&staging, &args.sector_size)?;
+        let report = inspect_file(&staging, args.sector_size.sector_size())?;
         if report.gpt_source.is_none() {
             let why = report.problems.join("; ");
             return Err(Failure::msg(format!("{} is not an ESXi boot disk: {why}", args.image.display())));
@@ -93,7 +89,7 @@ pub fn import(args: ImportArgs) -> Result<ExitCode, Failure> {
     for p in &report.problems {
         println!("  warning: {p}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 fn require_file(path: &Path) -> Result<(), Failure> {

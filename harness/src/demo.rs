@@ -8,7 +8,6 @@
 //! and the build that runs.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use visorsim_boot::boot::{BootOptions, BootReport, ModuleCache, ShiftR};
@@ -21,7 +20,7 @@ use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
-use crate::failure::{Context, Failure};
+use crate::failure::{Context, Failure, Status};
 use crate::host::break_module;
 
 /// Arguments of `visorsim demo`.
@@ -64,7 +63,7 @@ fn outcome(report: &BootReport) -> String {
 }
 
 /// Runs the demo.
-pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     let dir = match args.dir {
         Some(d) => {
             std::fs::create_dir_all(&d).context(|| format!("Creating {}", d.display()))?;
@@ -142,5 +141,5 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Failure> {
     println!("Only one level of rollback exists: bank 5's broken build was invalidated, so Shift+R had nothing to go back to.");
     println!("The disk image is kept at {}", path.display());
     println!("Look at it with: visorsim inspect {}", path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }

@@ -3,20 +3,20 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use visorsim_scenario::explore::{tally, write_reproducers, Exploration, ExploreOptions, Operation, StateResult};
+use visorsim_scenario::explore::{tally, write_reproducers, Exploration, ExploreOptions, StateResult};
 
-use crate::failure::{Context, Failure};
+use crate::args::OperationArg;
+use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim explore`.
 #[derive(Args, Debug)]
 pub struct ExploreArgs {
     /// The operation: backup, upgrade, shutdown or boot.
-    #[arg(long, value_parser = ["backup", "upgrade", "shutdown", "boot"])]
-    op: String,
+    #[arg(long, value_enum)]
+    op: OperationArg,
     /// Seed of the disk and host.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -43,19 +43,39 @@ pub struct ExploreArgs {
     json: bool,
 }
 
-fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let (i, n) = s.split_once('/').ok_or("--shard is i/N, e.g. 0/4")?;
-    let (i, n): (u64, u64) = (i.parse().map_err(|_| "bad shard index")?, n.parse().map_err(|_| "bad shard count")?);
-    if n == 0 || i >= n {
-        return Err(format!("shard {i}/{n}: need 0 <= i < N"));
+/// A `--shard` that is not `i/N` with `0 <= i < N` (clap prints it after
+/// the value and the option).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum ShardError {
+    /// No `/`.
+    #[error("--shard is i/N, e.g. 0/4")]
+    Syntax,
+    /// `i` is not a number.
+    #[error("bad shard index")]
+    Index,
+    /// `N` is not a number.
+    #[error("bad shard count")]
+    Count,
+    /// Not `0 <= i < N`.
+    #[error("shard {index}/{count}: need 0 <= i < N")]
+    OutOfRange { index: u64, count: u64 },
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
+    let (i, n) = s.split_once('/').ok_or(ShardError::Syntax)?;
+    let index: u64 = i.parse().map_err(|_| ShardError::Index)?;
+    let count: u64 = n.parse().map_err(|_| ShardError::Count)?;
+    if count == 0 || index >= count {
+        return Err(ShardError::OutOfRange { index, count });
     }
-    Ok((i, n))
+    Ok((index, count))
 }
 
 /// Runs an exploration.
-pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
+pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
+    let op = args.op.operation();
     let options = ExploreOptions {
-        op: Operation::from_name(&args.op).expect("clap checked"),
+        op,
         seed: args.seed,
         payload_mb: args.payload_mb,
         reorder: args.reorder,
@@ -64,7 +84,7 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         fsck_every: args.fsck_every,
     };
     let exploration = Exploration::prepare(&options)
-        .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", args.op)))?;
+        .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", op.name())))?;
     let started = Instant::now();
     let results = exploration.run(&options);
     let seconds = started.elapsed().as_secs_f64();
@@ -74,12 +94,12 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         for r in &results {
             println!("{}", serde_json::to_string(r).expect("json"));
         }
-        let summary = serde_json::json!({ "summary": { "op": args.op, "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes, "states": results.len(), "seconds": seconds, "outcomes": tally(&results) } });
+        let summary = serde_json::json!({ "summary": { "op": op.name(), "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes, "states": results.len(), "seconds": seconds, "outcomes": tally(&results) } });
         println!("{summary}");
     } else {
         println!(
             "visorsim explore --op {} --seed {} --reorder {} --max-tears {}{}",
-            args.op,
+            op.name(),
             args.seed,
             args.reorder,
             args.max_tears,
@@ -100,7 +120,7 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
             eprintln!("reproducer: {path}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
 }
 
 fn render_table(results: &[StateResult]) -> String {
@@ -141,7 +161,7 @@ pub struct ReportArgs {
 }
 
 /// Merges shard outputs into one table.
-pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
+pub fn report(args: ReportArgs) -> Result<Status, Failure> {
     let mut results = Vec::new();
     let mut seconds = 0.0;
     for path in &args.files {
@@ -167,5 +187,22 @@ pub fn report(args: ReportArgs) -> Result<ExitCode, Failure> {
     println!("{} crash states from {} file(s), {seconds:.2} s of checking", results.len(), args.files.len());
     print!("{}", render_table(&results));
     print_windows(&results);
-    Ok(ExitCode::SUCCESS)
+    Ok(Status::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_shard, ShardError};
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("0/4"), Ok((0, 4)));
+        assert_eq!(parse_shard("3/4"), Ok((3, 4)));
+        assert_eq!(parse_shard("4"), Err(ShardError::Syntax));
+        assert_eq!(parse_shard("a/4"), Err(ShardError::Index));
+        assert_eq!(parse_shard("1/x"), Err(ShardError::Count));
+        assert_eq!(parse_shard("4/4"), Err(ShardError::OutOfRange { index: 4, count: 4 }));
+        assert_eq!(parse_shard("0/0").unwrap_err().to_string(), "shard 0/0: need 0 <= i < N");
+        assert_eq!(parse_shard("4").unwrap_err().to_string(), "--shard is i/N, e.g. 0/4");
+    }
 }

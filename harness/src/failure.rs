@@ -1,9 +1,73 @@
-//! [`Failure`]: one error type for every subcommand, printed with its whole
-//! cause chain, mapped to one exit code.
+//! How a command ends, and its exit code: [`Status`] when it did its job
+//! (success, or an answer such as "problems found" or "No hypervisor
+//! found."), [`Failure`] when it could not (one error type for every
+//! subcommand, printed with its whole cause chain). Every exit code of the
+//! CLI is decided here:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | [`Status::Success`] |
+//! | 1 | [`Failure`]: the command could not do its job |
+//! | 2 | usage error (from clap, before any command runs) |
+//! | 3 | [`Status::Problems`]: `inspect` found problems |
+//! | 4 | [`Status::NoHypervisor`]: a boot found no hypervisor |
+//! | 5 | [`Status::LoadFailed`]: mboot stopped with a fatal error |
+//! | 6 | [`Status::ChainloadFailed`]: the selected bank failed to chainload |
+//! | 7 | [`Status::Unmet`]: `run`: a scenario's expectation was not met |
 
 use std::error::Error;
 use std::fmt;
 use std::process::ExitCode;
+
+use visorsim_boot::boot::Outcome;
+
+/// How a command that did its job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Exit code 0 (for `inspect`: no problem found; for `boot`: a bank booted).
+    Success,
+    /// Exit code 3: `inspect` read the disk but found problems.
+    Problems,
+    /// Exit code 4: the boot ended in "No hypervisor found."
+    NoHypervisor,
+    /// Exit code 5: mboot stopped with a fatal error (a module or boot.cfg
+    /// failed to load).
+    LoadFailed,
+    /// Exit code 6: the selected bank failed to chainload ("ESX version is unknown.").
+    ChainloadFailed,
+    /// Exit code 7: a scenario's expectation was not met.
+    Unmet,
+}
+
+impl Status {
+    /// How a boot ended, as the CLI reports it.
+    pub fn of_boot(outcome: &Outcome) -> Status {
+        match outcome {
+            Outcome::Booted => Status::Success,
+            Outcome::NoHypervisor => Status::NoHypervisor,
+            Outcome::LoadFailed { .. } => Status::LoadFailed,
+            Outcome::ChainloadFailed => Status::ChainloadFailed,
+        }
+    }
+
+    /// The exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::Problems => 3,
+            Status::NoHypervisor => 4,
+            Status::LoadFailed => 5,
+            Status::ChainloadFailed => 6,
+            Status::Unmet => 7,
+        }
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}
 
 /// A failed command: a message naming what failed, and the causes.
 #[derive(Debug)]
@@ -23,9 +87,12 @@ impl Failure {
         Failure { message: message.into(), source: Some(Box::new(source)) }
     }
 
+    /// The exit code of every failure.
+    pub const CODE: u8 = 1;
+
     /// Exit code 1: the command failed.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(1)
+        ExitCode::from(Failure::CODE)
     }
 }
 
@@ -50,5 +117,34 @@ pub trait Context<T> {
 impl<T, E: Error + Send + Sync + 'static> Context<T> for Result<T, E> {
     fn context(self, message: impl FnOnce() -> String) -> Result<T, Failure> {
         self.map_err(|e| Failure::with(message(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use visorsim_boot::boot::Outcome;
+
+    use super::*;
+
+    /// The codes the README and `main`'s table list.
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        assert_eq!(Failure::CODE, 1);
+        let boot = |o: Outcome| Status::of_boot(&o).code();
+        assert_eq!(boot(Outcome::Booted), 0);
+        assert_eq!(boot(Outcome::NoHypervisor), 4);
+        assert_eq!(boot(Outcome::ChainloadFailed), 6);
+        let codes: Vec<u8> = [
+            Status::Success,
+            Status::Problems,
+            Status::NoHypervisor,
+            Status::LoadFailed,
+            Status::ChainloadFailed,
+            Status::Unmet,
+        ]
+        .iter()
+        .map(|s| s.code())
+        .collect();
+        assert_eq!(codes, [0, 3, 4, 5, 6, 7]);
     }
 }

@@ -5,18 +5,17 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use visorsim_boot::boot::{BootOptions, ShiftR};
 use visorsim_boot::safeboot::Answer;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_host::clock::SimTime;
-use visorsim_host::host::{bank_summaries, Host, HostBootOptions, HostState};
+use visorsim_host::host::{bank_summaries, Host, HostBootOptions, HostError, HostState};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
-use crate::failure::{Context, Failure};
+use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim host`.
 #[derive(Args, Debug)]
@@ -137,13 +136,13 @@ fn save(image: &Path, host: &Host) -> Result<(), Failure> {
 }
 
 /// Runs one host step.
-pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: HostArgs) -> Result<Status, Failure> {
     let mut host = load(&args.image)?;
     let mut disk =
         FileDisk::open(&args.image, SectorSize::S512).context(|| format!("Opening {}", args.image.display()))?;
     let before = host.timeline().len();
-    let mut code = ExitCode::SUCCESS;
-    let result: Result<(), String> = match args.step {
+    let mut status = Status::Success;
+    let result: Result<(), HostError> = match args.step {
         Step::Boot { shift_r, shift_r_in_mboot, fake_write_error, device_late } => {
             let shift = if shift_r {
                 ShiftR::AtSafeboot(Answer::Yes)
@@ -158,19 +157,19 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
                 crash_before_confirm: false,
             };
             let report = host.boot(&mut disk, &options, None);
-            code = ExitCode::from(report.outcome.exit_code());
+            status = Status::of_boot(&report.outcome);
             Ok(())
         }
-        Step::SetHostname { name } => host.set_hostname(&name).map_err(|e| e.to_string()),
-        Step::Config { key, value } => host.config_set(&key, &value).map_err(|e| e.to_string()),
-        Step::Advanced { name, value } => host.advanced_set(&name, &value).map_err(|e| e.to_string()),
-        Step::Password { user, password } => host.set_password(&user, &password).map_err(|e| e.to_string()),
+        Step::SetHostname { name } => host.set_hostname(&name),
+        Step::Config { key, value } => host.config_set(&key, &value),
+        Step::Advanced { name, value } => host.advanced_set(&name, &value),
+        Step::Password { user, password } => host.set_password(&user, &password),
         Step::Advance { duration } => {
             let seconds = SimTime::parse_duration(&duration).map_err(|e| Failure::msg(format!("--duration: {e}")))?;
             host.advance(&mut disk, seconds);
             Ok(())
         }
-        Step::Backup => host.backup(&mut disk, false).map_err(|e| e.to_string()),
+        Step::Backup => host.backup(&mut disk, false),
         Step::Upgrade { build_number, version, seed, payload_mb, broken } => {
             let spec = ImageSpec {
                 version,
@@ -184,14 +183,14 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
             if let Some(name) = broken {
                 break_module(&mut image, &name)?;
             }
-            host.upgrade(&mut disk, &image).map_err(|e| e.to_string())
+            host.upgrade(&mut disk, &image)
         }
         Step::Reboot => {
             let report = host.reboot(&mut disk, &HostBootOptions::default(), None);
-            code = ExitCode::from(report.outcome.exit_code());
+            status = Status::of_boot(&report.outcome);
             Ok(())
         }
-        Step::Shutdown => host.shutdown(&mut disk).map_err(|e| e.to_string()),
+        Step::Shutdown => host.shutdown(&mut disk),
         Step::PowerOff => {
             host.power_off();
             Ok(())
@@ -221,7 +220,7 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
                     println!("  {}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
                 }
             }
-            return Ok(ExitCode::SUCCESS);
+            return Ok(Status::Success);
         }
     };
     disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
@@ -229,10 +228,9 @@ pub fn run(args: HostArgs) -> Result<ExitCode, Failure> {
     for e in &host.timeline()[before..] {
         println!("{}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
     }
-    match result {
-        Ok(()) => Ok(code),
-        Err(e) => Err(Failure::msg(e)),
-    }
+    // The host's error says what failed (its alert is in the timeline just
+    // printed); the step is the one on the command line.
+    result.map(|()| status).map_err(|e| Failure::msg(e.to_string()))
 }
 
 /// Corrupts a module of an image (flips a byte of its deflate data).

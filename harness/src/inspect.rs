@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::Args;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_image::inspect::{inspect, DiskReport};
 
-use crate::failure::{Context, Failure};
+use crate::args::SectorSizeArg;
+use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim inspect`.
 #[derive(Args, Debug)]
@@ -20,31 +20,30 @@ pub struct InspectArgs {
     #[arg(long)]
     json: bool,
     /// Logical sector size of the image.
-    #[arg(long, value_parser = ["512", "4096"], default_value = "512")]
-    sector_size: String,
+    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
+    sector_size: SectorSizeArg,
 }
 
 /// Runs `visorsim inspect`: exit 0 when clean, 3 when problems were found.
-pub fn run(args: InspectArgs) -> Result<ExitCode, Failure> {
-    let report = inspect_file(&args.image, &args.sector_size)?;
+pub fn run(args: InspectArgs) -> Result<Status, Failure> {
+    let report = inspect_file(&args.image, args.sector_size.sector_size())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
     } else {
         print!("{}", render(&args.image, &report));
     }
     if report.problems.is_empty() {
-        Ok(ExitCode::SUCCESS)
+        Ok(Status::Success)
     } else {
         if !args.json {
             eprintln!("visorsim: {} problem(s) found in {}", report.problems.len(), args.image.display());
         }
-        Ok(ExitCode::from(3))
+        Ok(Status::Problems)
     }
 }
 
 /// Inspects a raw image file, read-only.
-pub fn inspect_file(path: &std::path::Path, sector_size: &str) -> Result<DiskReport, Failure> {
-    let sector_size = if sector_size == "4096" { SectorSize::S4096 } else { SectorSize::S512 };
+pub fn inspect_file(path: &std::path::Path, sector_size: SectorSize) -> Result<DiskReport, Failure> {
     if path.is_dir() {
         return Err(Failure::msg(format!("{} is a directory, not a disk image", path.display())));
     }

@@ -1,6 +1,8 @@
 //! `visorsim`: the command-line front end.
 //!
-//! One module per subcommand; `main` maps every failure to one exit code:
+//! One module per subcommand; each returns a [`failure::Status`] or a
+//! [`failure::Failure`], and `main` maps them to exit codes (decided in
+//! `failure.rs`, nowhere else):
 //!
 //! | code | meaning |
 //! |---|---|
@@ -13,6 +15,7 @@
 //! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
 //! | 7 | `run`: a scenario's expectation was not met |
 
+mod args;
 mod boot;
 mod build;
 mod convert;
@@ -22,7 +25,6 @@ mod failure;
 mod host;
 mod inspect;
 mod run;
-mod size;
 
 use std::process::ExitCode;
 
@@ -75,7 +77,7 @@ fn main() -> ExitCode {
         Command::Import(args) => convert::import(args),
     };
     match result {
-        Ok(code) => code,
+        Ok(status) => status.into(),
         Err(failure) => {
             eprintln!("visorsim: {failure}");
             failure.exit_code()

@@ -3,11 +3,10 @@
 //! file is invalid (with its line and column).
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Status};
 
 /// Arguments of `visorsim run`.
 #[derive(Args, Debug)]
@@ -21,7 +20,7 @@ pub struct RunArgs {
 }
 
 /// Runs the scenarios: exit 0 when all pass, 7 when an expectation is unmet.
-pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+pub fn run(args: RunArgs) -> Result<Status, Failure> {
     let mut failed = 0;
     for path in &args.files {
         let scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
@@ -43,5 +42,5 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             failed += 1;
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(7) })
+    Ok(if failed == 0 { Status::Success } else { Status::Unmet })
 }

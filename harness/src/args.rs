@@ -1,0 +1,148 @@
+//! Closed sets of command-line values, as clap [`ValueEnum`]s, and what each
+//! maps to in the library.
+//!
+//! Variants carry `//` comments, not doc comments: clap would show doc
+//! comments as per-value help and change `--help`'s layout.
+
+use clap::ValueEnum;
+use visorsim_boot::safeboot::Answer;
+use visorsim_disk::SectorSize;
+use visorsim_media::layout::Layout;
+use visorsim_scenario::explore::Operation;
+use visorsim_tools::ImageFormat;
+
+/// `--sector-size`: the logical sector size of an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SectorSizeArg {
+    // 512-byte sectors.
+    #[value(name = "512")]
+    S512,
+    // 4Kn.
+    #[value(name = "4096")]
+    S4096,
+}
+
+impl SectorSizeArg {
+    /// The sector size.
+    pub fn sector_size(self) -> SectorSize {
+        match self {
+            SectorSizeArg::S512 => SectorSize::S512,
+            SectorSizeArg::S4096 => SectorSize::S4096,
+        }
+    }
+}
+
+/// `boot --answer`: the answer to "DO YOU REALLY WANT TO ROLL BACK?".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnswerArg {
+    // Roll back.
+    Yes,
+    // Do not.
+    No,
+}
+
+impl AnswerArg {
+    /// The answer.
+    pub fn answer(self) -> Answer {
+        match self {
+            AnswerArg::Yes => Answer::Yes,
+            AnswerArg::No => Answer::No,
+        }
+    }
+}
+
+/// `build --layout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    // ESXi 5.x/6.x.
+    Esxi6,
+    // ESXi 7.x.
+    Esxi7,
+}
+
+impl LayoutArg {
+    /// The layout.
+    pub fn layout(self) -> Layout {
+        match self {
+            LayoutArg::Esxi6 => Layout::Esxi6,
+            LayoutArg::Esxi7 => Layout::Esxi7,
+        }
+    }
+}
+
+/// `export --format` and `import --format` (in the order `--help` lists them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    // VMware.
+    Vmdk,
+    // QEMU.
+    Qcow2,
+    // Hyper-V.
+    Vhdx,
+    // Sector by sector.
+    Raw,
+}
+
+impl FormatArg {
+    /// The image format.
+    pub fn format(self) -> ImageFormat {
+        match self {
+            FormatArg::Vmdk => ImageFormat::Vmdk,
+            FormatArg::Qcow2 => ImageFormat::Qcow2,
+            FormatArg::Vhdx => ImageFormat::Vhdx,
+            FormatArg::Raw => ImageFormat::Raw,
+        }
+    }
+}
+
+/// `explore --op`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OperationArg {
+    // backup.sh 0.
+    Backup,
+    // An upgrade.
+    Upgrade,
+    // A shutdown with an upgrade staged.
+    Shutdown,
+    // The trial boot.
+    Boot,
+}
+
+impl OperationArg {
+    /// The operation.
+    pub fn operation(self) -> Operation {
+        match self {
+            OperationArg::Backup => Operation::Backup,
+            OperationArg::Upgrade => Operation::Upgrade,
+            OperationArg::Shutdown => Operation::Shutdown,
+            OperationArg::Boot => Operation::Boot,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(v: impl ValueEnum) -> String {
+        v.to_possible_value().expect("not skipped").get_name().to_owned()
+    }
+
+    /// Each value's command-line name is the library's own name for it.
+    #[test]
+    fn names_match_the_library() {
+        for &v in LayoutArg::value_variants() {
+            assert_eq!(name(v), v.layout().name());
+        }
+        for &v in FormatArg::value_variants() {
+            assert_eq!(name(v), v.format().name());
+        }
+        for &v in OperationArg::value_variants() {
+            assert_eq!(name(v), v.operation().name());
+        }
+        for &v in SectorSizeArg::value_variants() {
+            assert_eq!(name(v), v.sector_size().bytes().to_string());
+        }
+        assert_eq!(AnswerArg::value_variants().iter().map(|&v| name(v)).collect::<Vec<_>>(), ["yes", "no"]);
+    }
+}
