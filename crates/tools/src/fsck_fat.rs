@@ -22,6 +22,11 @@ use crate::{Run, ToolError};
 /// The Debian package that provides `fsck.fat`.
 pub const PACKAGE: &str = "dosfstools";
 
+/// The locale fsck.fat runs in: untranslated, and file names printed as
+/// UTF-8 (plain `C` would escape each non-ASCII character, so a long name's
+/// `U+FFFF` padding would read `:F--`).
+const LOCALE: &str = "C.UTF-8";
+
 /// How long one `fsck.fat` run may take before it is killed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -80,7 +85,8 @@ impl FsckFat {
         // A relative path gets `./`, so a name starting with `-` is never an option.
         let image = if image.is_absolute() { image.to_owned() } else { Path::new(".").join(image) };
         let args = [OsString::from("-n"), image.into_os_string()];
-        let out = Run { program: &self.program, package: PACKAGE, args: &args, limit: self.timeout }.output()?;
+        let out = Run { program: &self.program, package: PACKAGE, args: &args, locale: LOCALE, limit: self.timeout }
+            .output()?;
         if out.status.success() {
             return Ok(FsckReport::Clean);
         }

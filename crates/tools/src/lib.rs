@@ -12,7 +12,10 @@
 //!   is); a missing program is an error naming the Debian package that
 //!   provides it ([`ToolError::Missing`], [`QemuError::ToolMissing`]).
 //! - **Never interactive, never translated.** stdin is `/dev/null` and
-//!   `LC_ALL=C`, so the output parsed here is the English one.
+//!   `LC_ALL=C`, so the output parsed here is the English one, the same on
+//!   every host. (`fsck.fat` gets `LC_ALL=C.UTF-8`, still untranslated: in
+//!   plain `C` it escapes every non-ASCII character of the file names it
+//!   reports, `"boot.cfg\u{ffff}"` coming out as `"boot.cfg:F--"`.)
 //! - **Time-limited.** Each call has a limit (generous by default:
 //!   [`qemu_img::DEFAULT_TIMEOUT`], [`fsck_fat::DEFAULT_TIMEOUT`],
 //!   [`sgdisk::DEFAULT_TIMEOUT`]; each tool has `with_timeout`). A program
@@ -108,12 +111,17 @@ fn seconds(limit: Duration) -> String {
     }
 }
 
+/// The locale programs run in: untranslated messages.
+pub(crate) const LOCALE: &str = "C";
+
 /// One run of an external program: `program` (a name looked up on `PATH`,
-/// or a path) with `args`, stdin null, `LC_ALL=C`, killed at `limit`.
+/// or a path) with `args`, stdin null, `LC_ALL=locale` (normally
+/// [`LOCALE`]), killed at `limit`.
 pub(crate) struct Run<'a> {
     pub program: &'a Path,
     pub package: &'a str,
     pub args: &'a [OsString],
+    pub locale: &'a str,
     pub limit: Duration,
 }
 
@@ -128,7 +136,7 @@ impl Run<'_> {
         let resolved = resolve(self.program).ok_or_else(missing)?;
         let child = Command::new(&resolved)
             .args(self.args)
-            .env("LC_ALL", "C")
+            .env("LC_ALL", self.locale)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -256,7 +264,7 @@ mod tests {
 
     fn run(program: &str, args: &[&str], limit: Duration) -> Result<Output, ToolError> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        Run { program: Path::new(program), package: "coreutils", args: &args, limit }.output()
+        Run { program: Path::new(program), package: "coreutils", args: &args, locale: LOCALE, limit }.output()
     }
 
     #[test]

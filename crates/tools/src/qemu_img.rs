@@ -438,16 +438,18 @@ impl QemuImg {
     /// Runs the program with `args` through the crate's runner, capturing
     /// its output.
     fn run(&self, args: &[OsString]) -> Result<Output, QemuError> {
-        Run { program: &self.program, package: PACKAGE, args, limit: self.timeout }.output().map_err(|e| match e {
-            ToolError::Missing { program, package } => QemuError::ToolMissing { tool: program, package },
-            ToolError::TimedOut { command, limit } => QemuError::TimedOut { command, limit },
-            ToolError::Io { path, source } => QemuError::Io { path, source },
-            // The runner reports how the program exited in its `Output`;
-            // it never says `Failed` itself.
-            ToolError::Failed { command, status, stderr } => {
-                QemuError::Failed { tool: command, args: String::new(), status, stderr }
-            }
-        })
+        Run { program: &self.program, package: PACKAGE, args, locale: crate::LOCALE, limit: self.timeout }
+            .output()
+            .map_err(|e| match e {
+                ToolError::Missing { program, package } => QemuError::ToolMissing { tool: program, package },
+                ToolError::TimedOut { command, limit } => QemuError::TimedOut { command, limit },
+                ToolError::Io { path, source } => QemuError::Io { path, source },
+                // The runner reports how the program exited in its `Output`;
+                // it never says `Failed` itself.
+                ToolError::Failed { command, status, stderr } => {
+                    QemuError::Failed { tool: command, args: String::new(), status, stderr }
+                }
+            })
     }
 
     /// Runs the program and requires a successful exit.

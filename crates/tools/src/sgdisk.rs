@@ -65,7 +65,9 @@ impl Sgdisk {
         // A relative path gets `./`, so a name starting with `-` is never an option.
         let image = if image.is_absolute() { image.to_owned() } else { Path::new(".").join(image) };
         let args = [OsString::from("-v"), image.into_os_string()];
-        let out = Run { program: &self.program, package: PACKAGE, args: &args, limit: self.timeout }.output()?;
+        let out =
+            Run { program: &self.program, package: PACKAGE, args: &args, locale: crate::LOCALE, limit: self.timeout }
+                .output()?;
         let Some(exit_code) = out.status.code() else {
             return Err(ToolError::failed(&self.program, &args, &out));
         };
