@@ -2,13 +2,11 @@
 //! naming what is wrong and where, a non-zero exit, no panic, and leaves
 //! the input file byte-for-byte unchanged.
 
-mod util;
-
 use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use util::*;
+use crate::util::*;
 
 /// Copies the fixture image (sparse) and applies `damage` to the copy.
 fn damaged(name: &str, damage: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {

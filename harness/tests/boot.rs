@@ -1,17 +1,16 @@
 //! End-to-end boots of images built by `visorsim build`, one per outcome,
 //! following ESXI-BOOT.md: the image is changed in place like a real boot.
 
-mod util;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use util::*;
 use visorsim_disk::{FileDisk, SectorSize};
 use visorsim_image::install::write_files;
 use visorsim_image::system::{ImageFile, ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
+
+use crate::util::*;
 
 /// The newer build staged into bank 6 by these tests.
 fn new_build() -> SystemImage {

@@ -1,11 +1,12 @@
 //! End-to-end tests of the `visorsim` binary: build → inspect round trip,
 //! determinism, interop with real tools, and bad input.
 
-mod util;
-
 use std::fs;
 
-use util::*;
+use visorsim_testkit::require_tool;
+use visorsim_tools::Sgdisk;
+
+use crate::util::*;
 
 #[test]
 fn build_then_inspect_gives_back_every_field() {
@@ -93,20 +94,17 @@ fn output_is_sparse() {
 
 #[test]
 fn sgdisk_verifies_the_gpt() {
-    if !have_tool("sgdisk") {
-        return;
-    }
+    let Some(sgdisk) = require_tool!("sgdisk", "gdisk") else { return };
+    let sgdisk = Sgdisk::with_program(sgdisk);
     for fixture in [esxi6(), esxi7()] {
-        let (ok, text) = run_tool("sgdisk", &["-v", fixture.image.to_str().unwrap()]);
-        assert!(ok && text.contains("No problems found"), "sgdisk -v: {text}");
+        let report = sgdisk.verify(&fixture.image).expect("sgdisk -v runs");
+        assert!(report.is_clean(), "sgdisk -v: {}", report.text());
     }
 }
 
 #[test]
 fn fsck_fat_finds_every_fat_partition_clean() {
-    if !have_tool("fsck.fat") {
-        return;
-    }
+    let Some(fsck) = require_tool!("fsck.fat", "dosfstools") else { return };
     for fixture in [esxi6(), esxi7()] {
         let (_, report) = inspect_json(&fixture.image);
         let fat_parts: Vec<u64> = report["partitions"]
@@ -121,7 +119,7 @@ fn fsck_fat_finds_every_fat_partition_clean() {
             let (offset, len) = partition_extent(&report, n);
             let part = fixture.dir.path().join(format!("part{n}.fat"));
             extract(&fixture.image, offset, len, &part);
-            let (ok, text) = run_tool("fsck.fat", &["-n", "-v", part.to_str().unwrap()]);
+            let (ok, text) = run_tool(&fsck, &["-n", "-v", part.to_str().unwrap()]);
             assert!(ok, "fsck.fat -n on partition {n}: {text}");
             assert!(text.contains("16 bit entries"), "partition {n} is FAT16: {text}");
             for complaint in ["Dirty bit", "differ", "invalid", "Orphan", "lost"] {
@@ -134,19 +132,18 @@ fn fsck_fat_finds_every_fat_partition_clean() {
 
 #[test]
 fn mtools_list_and_print_boot_cfg() {
-    if !have_tool("mdir") || !have_tool("mtype") {
-        return;
-    }
+    let Some(mdir) = require_tool!("mdir", "mtools") else { return };
+    let Some(mtype) = require_tool!("mtype", "mtools") else { return };
     let fixture = esxi6();
     let (_, report) = inspect_json(&fixture.image);
     let (offset, _) = partition_extent(&report, 5);
     let target = format!("{}@@{offset}", fixture.image.display());
-    let (ok, listing) = run_tool("mdir", &["-i", &target, "::/"]);
+    let (ok, listing) = run_tool(&mdir, &["-i", &target, "::/"]);
     assert!(ok, "mdir: {listing}");
     for name in ["boot.cfg", "b.b00", "s.v00", "state.tgz", "imgdb.tgz"] {
         assert!(listing.lines().any(|l| l.ends_with(name)), "mdir lists {name}: {listing}");
     }
-    let (ok, text) = run_tool("mtype", &["-i", &target, "::/boot.cfg"]);
+    let (ok, text) = run_tool(&mtype, &["-i", &target, "::/boot.cfg"]);
     assert!(ok, "mtype: {text}");
     let want = format!("build={}", fixture.manifest["boot_cfg"]["build"].as_str().unwrap());
     assert!(text.starts_with("bootstate=0\n") && text.contains(&want) && text.contains("updated=1"), "{text}");
@@ -154,15 +151,13 @@ fn mtools_list_and_print_boot_cfg() {
 
 #[test]
 fn export_qcow2_passes_qemu_img_check() {
-    if !have_tool("qemu-img") {
-        return;
-    }
+    let Some(qemu_img) = require_tool!("qemu-img", "qemu-utils") else { return };
     let dir = tempfile::tempdir().unwrap();
     let qcow2 = dir.path().join("disk.qcow2");
     let out =
         visorsim(&["export", esxi6().image.to_str().unwrap(), "--format", "qcow2", "--out", qcow2.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let (ok, text) = run_tool("qemu-img", &["check", qcow2.to_str().unwrap()]);
+    let (ok, text) = run_tool(&qemu_img, &["check", qcow2.to_str().unwrap()]);
     assert!(ok && text.contains("No errors were found"), "qemu-img check: {text}");
     let entries: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries, ["disk.qcow2"], "no temp files left");
@@ -170,7 +165,7 @@ fn export_qcow2_passes_qemu_img_check() {
 
 #[test]
 fn raw_to_vmdk_to_raw_is_byte_identical() {
-    if !have_tool("qemu-img") {
+    if require_tool!("qemu-img", "qemu-utils").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -188,9 +183,7 @@ fn raw_to_vmdk_to_raw_is_byte_identical() {
 
 #[test]
 fn four_kn_disk_is_a_clean_fat16_with_the_uuid_at_4096() {
-    if !have_tool("fsck.fat") {
-        return;
-    }
+    let Some(fsck) = require_tool!("fsck.fat", "dosfstools") else { return };
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("4kn.img");
     let out = visorsim(&[
@@ -217,6 +210,6 @@ fn four_kn_disk_is_a_clean_fat16_with_the_uuid_at_4096() {
     extract(&image, start * 4096, len, &part);
     let bytes = fs::read(&part).unwrap();
     assert_eq!(&bytes[4096..4112], b"VMWARE FAT16    ", "UUID in the partition's second 4 KiB sector");
-    let (ok, text) = run_tool("fsck.fat", &["-n", "-v", part.to_str().unwrap()]);
+    let (ok, text) = run_tool(&fsck, &["-n", "-v", part.to_str().unwrap()]);
     assert!(ok && text.contains("4096 bytes per logical sector"), "{text}");
 }

@@ -1,10 +1,8 @@
 //! `visorsim host` and `visorsim demo` end to end.
 
-mod util;
-
 use std::fs;
 
-use util::*;
+use crate::util::*;
 
 #[test]
 fn host_steps_across_invocations() {

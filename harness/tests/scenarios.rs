@@ -1,5 +1,6 @@
 //! Every `scenarios/**/*.json` as its own named test (`cargo test upgrade_rollback`
-//! runs one). A failure prints the timeline and each unmet expectation.
+//! runs one). A failure prints the timeline and each unmet expectation;
+//! finding no scenario file at all is a failure too.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,15 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
     let mut files = Vec::new();
     collect(&root, &mut files);
+    if files.is_empty() {
+        // Zero tests would pass: say so, and fail, instead.
+        eprintln!(
+            "error: no scenario files (*.json) under {}: the scenario tests would run nothing. \
+             Has the scenarios/ directory moved, or is it empty?",
+            root.display()
+        );
+        std::process::exit(1);
+    }
     let trials = files
         .into_iter()
         .map(|path| {

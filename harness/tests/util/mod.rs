@@ -1,6 +1,7 @@
 //! Shared helpers of the CLI tests: running `visorsim`, building fixture
-//! images once per test binary, real tools, and hashing sparse files by
-//! their data extents (an 8 GiB image is mostly holes).
+//! images once per test binary, running real tools (found with
+//! `visorsim_testkit::require_tool!`), and hashing sparse files by their
+//! data extents (an 8 GiB image is mostly holes).
 
 #![allow(dead_code)]
 
@@ -81,25 +82,6 @@ pub fn esxi7() -> &'static Fixture {
     F.get_or_init(|| build_fixture("esxi7", &[]))
 }
 
-/// Whether a real tool is installed. Under `VISORSIM_REQUIRE_TOOLS=1` (what
-/// `scripts/test.sh` and CI set) a missing tool fails the test instead.
-pub fn have_tool(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("VISORSIM_REQUIRE_TOOLS").is_none(),
-            "{tool} is required (run scripts/test.sh, which installs it)"
-        );
-        eprintln!("skipping: {tool} is not installed");
-    }
-    found
-}
-
 /// Data extents `(offset, len)` of a sparse file, by SEEK_DATA/SEEK_HOLE.
 #[allow(unsafe_code)]
 pub fn data_extents(file: &File) -> Vec<(u64, u64)> {
@@ -165,9 +147,11 @@ pub fn extract(image: &Path, offset: u64, len: u64, out: &Path) {
     }
 }
 
-/// Runs a command, returning (success, stdout + stderr).
-pub fn run_tool(program: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"));
+/// Runs a real tool (a path from `visorsim_testkit::require_tool!`),
+/// returning (success, stdout + stderr).
+pub fn run_tool(program: &Path, args: &[&str]) -> (bool, String) {
+    let out =
+        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
     (out.status.success(), format!("{}{}", stdout(&out), stderr(&out)))
 }
 
