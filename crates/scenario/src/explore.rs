@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::{ModuleCache, Outcome};
@@ -489,37 +488,32 @@ impl Exploration {
     }
 }
 
-/// Runs `fsck.fat -n` on banks 5 and 6; the first complaint, if any.
-/// `None` also when fsck.fat is not installed. Each bank is written to a
-/// sparse temporary file holding only its stored chunks.
+/// Runs `fsck.fat -n` on banks 5 and 6 (through `visorsim_tools::fsck_fat`);
+/// the first complaint, if any. `None` also when fsck.fat is not installed
+/// or gives no answer (its temporary file cannot be written, or it runs past
+/// its time limit). Each bank is written to a sparse temporary file holding
+/// only its stored chunks.
 pub fn fsck_banks(disk: &mut MemDisk) -> Option<String> {
-    use std::os::unix::fs::FileExt;
+    use visorsim_tools::fsck_fat::{Complaint, FsckFat};
     let ss = disk.sector_size().bytes_u64();
     let volumes = visorsim_boot::volume::scan_volumes(disk).volumes;
+    let fsck = FsckFat::new();
     for number in [5u32, 6] {
         let v = volumes.iter().find(|v| v.number == number)?;
         let (start, len) = (v.first_lba * ss, v.sectors * ss);
-        let (path, file) = tempfile_in_tmp()?;
-        file.set_len(len).ok()?;
-        for (offset, data) in disk.stored_chunks() {
-            if offset >= start && offset + data.len() as u64 <= start + len {
-                file.write_all_at(data, offset - start).ok()?;
-            }
-        }
-        drop(file);
-        let out = Command::new("fsck.fat").arg("-n").arg(&path).output();
-        let _ = std::fs::remove_file(&path);
-        let out = out.ok()?;
-        if !out.status.success() {
+        let chunks = disk
+            .stored_chunks()
+            .filter(|&(offset, data)| offset >= start && offset + data.len() as u64 <= start + len)
+            .map(|(offset, data)| (offset - start, data));
+        let report = fsck.check_extents(len, chunks).ok()?;
+        if let Some(damage) = report.damage() {
             // fsck.fat prints its version, then "<path>" / "  <what>" pairs
             // or a one-line complaint: keep the first complaint, without the
             // per-run file names (backup.sh's $$) so states group by kind.
-            let text = String::from_utf8_lossy(&out.stdout);
-            let lines: Vec<&str> = text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).collect();
-            let what = match lines.as_slice() {
-                [path, detail, ..] if path.starts_with('/') => format!("{}: {detail}", generic_name(path)),
-                [first, ..] => (*first).to_owned(),
-                [] => "fsck.fat failed".to_owned(),
+            let what = match damage.first_complaint() {
+                Some(Complaint { file: Some(path), message }) => format!("{}: {message}", generic_name(path)),
+                Some(Complaint { file: None, message }) => message.to_owned(),
+                None => "fsck.fat failed".to_owned(),
             };
             return Some(format!("bank {number}: {what}"));
         }
@@ -545,13 +539,6 @@ fn generic_name(path: &str) -> String {
         }
     }
     out
-}
-
-fn tempfile_in_tmp() -> Option<(std::path::PathBuf, std::fs::File)> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!("visorsim-fsck-{}-{n}.img", std::process::id()));
-    std::fs::File::create(&path).ok().map(|f| (path, f))
 }
 
 /// Counts by outcome class, for the table.
