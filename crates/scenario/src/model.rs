@@ -370,15 +370,33 @@ impl BankStateName {
 }
 
 /// The kind of error a host step failed with (`expect.error_kind`).
+///
+/// `backup` and `upgrade` name a group: they match each of the kinds listed
+/// under them as well as themselves (see [`StepErrorKind::matches`]); a
+/// failed step itself always has one of the other kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepErrorKind {
     /// `not_running`: the step needs a running host.
     NotRunning,
-    /// `backup`: `backup.sh` failed.
+    /// `backup`: any of the next three (`backup.sh` failed).
     Backup,
-    /// `upgrade`: the upgrade failed.
+    /// `bootbank_missing`: `/bootbank` is gone (the boot device was lost).
+    BootbankMissing,
+    /// `extract_failed`: the saved configuration could not be extracted.
+    ExtractFailed,
+    /// `save_failed`: `backup.sh` failed twice to save `state.tgz`.
+    SaveFailed,
+    /// `upgrade`: any of the next four (the upgrade failed).
     Upgrade,
+    /// `no_alt_bank`: there is no `/altbootbank` to upgrade into.
+    NoAltBank,
+    /// `upgrade_too_large`: the new image does not fit; nothing was written.
+    UpgradeTooLarge,
+    /// `upgrade_no_space`: writing the new image ran out of space.
+    UpgradeNoSpace,
+    /// `upgrade_io`: writing the new image failed otherwise.
+    UpgradeIo,
     /// `config`: a configuration change was refused.
     Config,
 }
@@ -389,9 +407,36 @@ impl StepErrorKind {
         match self {
             StepErrorKind::NotRunning => "not_running",
             StepErrorKind::Backup => "backup",
+            StepErrorKind::BootbankMissing => "bootbank_missing",
+            StepErrorKind::ExtractFailed => "extract_failed",
+            StepErrorKind::SaveFailed => "save_failed",
             StepErrorKind::Upgrade => "upgrade",
+            StepErrorKind::NoAltBank => "no_alt_bank",
+            StepErrorKind::UpgradeTooLarge => "upgrade_too_large",
+            StepErrorKind::UpgradeNoSpace => "upgrade_no_space",
+            StepErrorKind::UpgradeIo => "upgrade_io",
             StepErrorKind::Config => "config",
         }
+    }
+
+    /// The group a kind belongs to: `backup`, `upgrade`, or itself.
+    pub fn group(self) -> StepErrorKind {
+        match self {
+            StepErrorKind::BootbankMissing | StepErrorKind::ExtractFailed | StepErrorKind::SaveFailed => {
+                StepErrorKind::Backup
+            }
+            StepErrorKind::NoAltBank
+            | StepErrorKind::UpgradeTooLarge
+            | StepErrorKind::UpgradeNoSpace
+            | StepErrorKind::UpgradeIo => StepErrorKind::Upgrade,
+            other => other,
+        }
+    }
+
+    /// Whether an expected kind (`self`) matches the kind a step failed
+    /// with: the same kind, or its group.
+    pub fn matches(self, actual: StepErrorKind) -> bool {
+        self == actual || self == actual.group()
     }
 }
 

@@ -273,13 +273,13 @@ struct StepFailure {
 fn step_error_kind(e: &HostError) -> StepErrorKind {
     match e.kind() {
         HostErrorKind::NotRunning => StepErrorKind::NotRunning,
-        HostErrorKind::BootbankMissing | HostErrorKind::ExtractFailed | HostErrorKind::SaveFailed => {
-            StepErrorKind::Backup
-        }
-        HostErrorKind::NoAltBank
-        | HostErrorKind::UpgradeTooLarge
-        | HostErrorKind::UpgradeNoSpace
-        | HostErrorKind::UpgradeIo => StepErrorKind::Upgrade,
+        HostErrorKind::BootbankMissing => StepErrorKind::BootbankMissing,
+        HostErrorKind::ExtractFailed => StepErrorKind::ExtractFailed,
+        HostErrorKind::SaveFailed => StepErrorKind::SaveFailed,
+        HostErrorKind::NoAltBank => StepErrorKind::NoAltBank,
+        HostErrorKind::UpgradeTooLarge => StepErrorKind::UpgradeTooLarge,
+        HostErrorKind::UpgradeNoSpace => StepErrorKind::UpgradeNoSpace,
+        HostErrorKind::UpgradeIo => StepErrorKind::UpgradeIo,
         HostErrorKind::Config => StepErrorKind::Config,
     }
 }
@@ -703,7 +703,7 @@ fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     }
     if let Some(kind) = e.error_kind {
         let actual = w.last_error.as_ref().map(|f| f.kind);
-        if actual != Some(kind) {
+        if !actual.is_some_and(|actual| kind.matches(actual)) {
             let found = match &w.last_error {
                 Some(f) => format!("{} ({:?})", f.kind.name(), f.message),
                 None => "no error".to_owned(),

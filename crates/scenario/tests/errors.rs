@@ -101,3 +101,22 @@ fn expect_matches_the_kind_of_the_last_error() {
     let result = run_text(ok).unwrap();
     assert_eq!(result.mismatches[0].actual, "no error");
 }
+
+#[test]
+fn error_kinds_match_their_group() {
+    let steps = |kind: &str| {
+        format!(
+            r#"{{"disk": {{}}, "steps": [{{"boot": {{}}}}, {{"upgrade": {{"build": 2000, "extra_mb": 300}}}},
+                {{"expect": {{"error_kind": "{kind}"}}}}]}}"#
+        )
+    };
+    for kind in ["upgrade_too_large", "upgrade"] {
+        let result = run_text(&steps(kind)).unwrap();
+        assert!(result.passed(), "{kind}: {}", result.render());
+    }
+    for kind in ["upgrade_no_space", "backup", "config"] {
+        let result = run_text(&steps(kind)).unwrap();
+        assert_eq!(result.mismatches.len(), 1, "{kind}: {}", result.render());
+        assert!(result.mismatches[0].actual.starts_with("upgrade_too_large ("), "{}", result.mismatches[0].actual);
+    }
+}
