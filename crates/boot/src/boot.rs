@@ -92,19 +92,6 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    /// The `visorsim boot` exit code: 0 booted, 4 no hypervisor, 5 load
-    /// failed, 6 chainload failed.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            Outcome::Booted => 0,
-            Outcome::NoHypervisor => 4,
-            Outcome::LoadFailed { .. } => 5,
-            Outcome::ChainloadFailed => 6,
-        }
-    }
-}
-
 /// A partition as the scan saw it.
 #[derive(Clone, Debug, Serialize)]
 pub struct PartitionScan {
