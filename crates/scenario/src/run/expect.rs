@@ -1,0 +1,99 @@
+//! `expect` steps: each field of an expectation is compared with the medium
+//! (below the faults) or the host; every difference is one [`Mismatch`]
+//! naming the step, what was checked, and both values.
+
+use visorsim_host::host::{bank_summaries, Host};
+
+use super::{Mismatch, World};
+use crate::model::{BankStateName, BootOutcome, Expect};
+
+pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let mut mismatch = |what: &str, expected: String, actual: String| {
+        out.push(Mismatch { step, what: what.to_owned(), expected, actual });
+    };
+    let running = w.host.running();
+    if let Some(r) = e.running {
+        if r != running.is_some() {
+            mismatch("running", r.to_string(), running.is_some().to_string());
+        }
+    }
+    if let Some(bank) = e.booted_bank {
+        let actual = w.last_boot.as_ref().and_then(|b| b.selected);
+        if actual != Some(bank) {
+            mismatch("booted_bank", bank.to_string(), format!("{actual:?}"));
+        }
+    }
+    if let Some(build) = &e.booted_build {
+        let actual = running.map(|r| r.build.clone());
+        if actual.as_deref() != Some(build.as_str()) {
+            mismatch("booted_build", build.clone(), format!("{actual:?}"));
+        }
+    }
+    if let Some(outcome) = e.outcome {
+        let actual = w.last_boot.as_ref().map(|b| BootOutcome::of(&b.outcome));
+        if actual != Some(outcome) {
+            mismatch("outcome", outcome.name().to_owned(), format!("{:?}", actual.map(BootOutcome::name)));
+        }
+    }
+    if !e.bank_states.is_empty() {
+        let banks = bank_summaries(w.dev.inner_mut());
+        for (bank, &want) in &e.bank_states {
+            let actual = banks
+                .iter()
+                .find(|b| b.number.to_string() == *bank)
+                .map_or(BankStateName::Missing, |b| BankStateName::of_bootstate(b.bootstate));
+            if actual != want {
+                mismatch(&format!("bank {bank} state"), want.name().to_owned(), actual.name().to_owned());
+            }
+        }
+    }
+    let lookup =
+        |host: &Host, key: &str| if key == "hostname" { host.etc().hostname() } else { host.etc().esx_conf_get(key) };
+    for (key, want) in &e.config {
+        let actual = lookup(&w.host, key);
+        if actual.as_deref() != Some(want.as_str()) {
+            mismatch(&format!("config {key}"), want.clone(), format!("{actual:?}"));
+        }
+    }
+    for (key, not) in &e.config_absent {
+        let actual = lookup(&w.host, key);
+        if actual.as_deref() == Some(not.as_str()) {
+            mismatch(&format!("config {key} absent"), format!("anything but {not:?}"), format!("{actual:?}"));
+        }
+    }
+    for text in &e.log_contains {
+        let found = w.last_boot.as_ref().is_some_and(|b| b.log.iter().any(|l| l.text.contains(text.as_str())));
+        if !found {
+            mismatch("log_contains", text.clone(), "not in the last boot's log".into());
+        }
+    }
+    for text in &e.timeline_contains {
+        if !w.host.timeline().iter().any(|ev| ev.text.contains(text.as_str())) {
+            mismatch("timeline_contains", text.clone(), "not in the host's timeline".into());
+        }
+    }
+    let last_error = w.last_error.as_ref().map(|f| &f.message);
+    if let Some(text) = &e.error_contains {
+        match last_error {
+            Some(err) if err.contains(text.as_str()) => {}
+            other => mismatch("error_contains", text.clone(), format!("{other:?}")),
+        }
+    }
+    if let Some(kind) = e.error_kind {
+        let actual = w.last_error.as_ref().map(|f| f.kind);
+        if !actual.is_some_and(|actual| kind.matches(actual)) {
+            let found = match &w.last_error {
+                Some(f) => format!("{} ({:?})", f.kind.name(), f.message),
+                None => "no error".to_owned(),
+            };
+            mismatch("error_kind", kind.name().to_owned(), found);
+        }
+    }
+    if let Some(ok) = e.step_ok {
+        if ok != w.last_error.is_none() {
+            mismatch("step_ok", ok.to_string(), format!("{last_error:?}"));
+        }
+    }
+    out
+}

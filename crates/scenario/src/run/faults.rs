@@ -1,0 +1,143 @@
+//! `fault` steps (arming the fault layer between the host and the medium)
+//! and `corrupt` steps (damaging the medium itself, behind the faults'
+//! back). Targets are bank files located through the FAT, as safeboot
+//! would find them.
+
+use std::collections::BTreeSet;
+
+use visorsim_disk::{BitFlip, BlockDevice, FaultPlan, MemDisk, Tearing};
+use visorsim_host::bank::Bank;
+use visorsim_media::fatread::FatReader;
+
+use super::{RunError, RunErrorKind, World};
+use crate::model::{CorruptStep, FaultStep, FileRef};
+
+/// The LBAs of a bank file's clusters, read from the medium (for the
+/// `fault` field `field`).
+fn file_sectors(dev: &mut MemDisk, f: &FileRef, field: &'static str) -> Result<Vec<u64>, RunError> {
+    let fault = |message: String| RunError::new(RunErrorKind::Fault, field, message).with_bank(f.bank);
+    let unreadable = |e| {
+        RunError::caused(RunErrorKind::Fault, field, format!("{field}: bank {}: {}", f.bank, f.file), e)
+            .with_bank(f.bank)
+            .with_file(&f.file)
+    };
+    let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
+    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| fault(format!("bank {} not found", f.bank)))?;
+    let reader = FatReader::open(dev, v.first_lba, v.sectors).map_err(unreadable)?;
+    let file = reader
+        .find(dev, &f.file)
+        .map_err(unreadable)?
+        .ok_or_else(|| fault(format!("{} not found in bank {}", f.file, f.bank)).with_file(&f.file))?;
+    let runs = reader.runs(dev, &file).map_err(unreadable)?;
+    Ok(runs.iter().flat_map(|r| r.lba..r.lba + r.sectors).collect())
+}
+
+pub(super) fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunError> {
+    let mut armed = Vec::new();
+    if f.clear {
+        let seed = w.dev.plan_mut().seed;
+        *w.dev.plan_mut() = FaultPlan { seed, ..FaultPlan::default() };
+        armed.push("cleared".to_owned());
+    }
+    if let Some(n) = f.power_cut_after_writes {
+        let writes = w.dev.writes();
+        w.dev.plan_mut().power_cut_after_writes = Some(writes + n);
+        armed.push(format!("power cut after {n} more write(s)"));
+    }
+    if let Some(k) = f.torn_sectors {
+        w.dev.plan_mut().torn_last_write = Some(Tearing::Prefix { sectors: k });
+        armed.push(format!("last write torn after {k} sector(s)"));
+    }
+    if let Some(r) = f.volatile_cache_reorder {
+        w.dev.plan_mut().volatile_cache =
+            Some(visorsim_disk::CacheModel { max_reorder: r, drop_probability_percent: 50 });
+        armed.push(format!("volatile cache (reorder {r})"));
+    }
+    if !f.bad_sectors.is_empty() {
+        w.dev.plan_mut().bad_sectors.extend(f.bad_sectors.iter().copied());
+        armed.push(format!("{} bad sector(s)", f.bad_sectors.len()));
+    }
+    if let Some(file) = &f.bad_file {
+        let sectors: BTreeSet<u64> = file_sectors(w.dev.inner_mut(), file, "fault.bad_file")?.into_iter().collect();
+        armed.push(format!("{} unreadable ({} sectors)", file.file, sectors.len()));
+        w.dev.plan_mut().bad_sectors.extend(sectors);
+    }
+    if let Some(file) = &f.bit_rot {
+        let sectors = file_sectors(w.dev.inner_mut(), file, "fault.bit_rot")?;
+        let Some(&lba) = sectors.get(sectors.len() / 2) else {
+            let message = format!("fault.bit_rot: bank {}: {} has no data to rot", file.bank, file.file);
+            return Err(RunError::new(RunErrorKind::Fault, "fault.bit_rot", message)
+                .with_bank(file.bank)
+                .with_file(&file.file));
+        };
+        w.dev.plan_mut().bit_flips.push(BitFlip { lba, byte: 100, bit: 3 });
+        armed.push(format!("bit rot in {}", file.file));
+    }
+    if let Some(ro) = f.read_only {
+        w.dev.plan_mut().read_only = ro;
+        armed.push(if ro { "read-only medium".into() } else { "writable medium".into() });
+    }
+    if let Some(n) = f.full_after_sectors {
+        w.dev.plan_mut().full_after_sectors = Some(n);
+        armed.push(format!("device full after {n} new sector(s)"));
+    }
+    Ok(("fault".into(), armed.join(", ")))
+}
+
+pub(super) fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String), RunError> {
+    let dev = w.dev.inner_mut();
+    let ss = dev.sector_size().len();
+    let sectors_error = |what: String, lba: u64, e| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: {what}"), e).with_lba(lba)
+    };
+    if let Some(fill) = &c.fill {
+        let what = format!("fill LBA {}+{}", fill.lba, fill.count);
+        let end = fill.lba.checked_add(fill.count);
+        if end.is_none_or(|end| end > dev.sector_count()) {
+            let message = format!("corrupt: {what}: past the end of the disk ({} sectors)", dev.sector_count());
+            return Err(RunError::new(RunErrorKind::Corrupt, "corrupt", message).with_lba(fill.lba));
+        }
+        let data = vec![fill.byte; ss * fill.count as usize];
+        dev.write_sectors(fill.lba, &data).map_err(|e| sectors_error(what, fill.lba, e))?;
+        return Ok((format!("fill LBA {}+{}", fill.lba, fill.count), format!("0x{:02x}", fill.byte)));
+    }
+    if let Some(lba) = c.lba {
+        let mut sector = vec![0u8; ss];
+        dev.read_sectors(lba, &mut sector).map_err(|e| sectors_error(format!("LBA {lba}"), lba, e))?;
+        let at = c.offset.unwrap_or(0) as usize % ss;
+        sector[at] ^= 0xFF;
+        dev.write_sectors(lba, &sector).map_err(|e| sectors_error(format!("LBA {lba}"), lba, e))?;
+        return Ok((format!("corrupt LBA {lba}"), "byte flipped".into()));
+    }
+    let Some(f) = &c.file else {
+        return Err(RunError::new(RunErrorKind::Step, "corrupt", "corrupt: give `file` or `lba`"));
+    };
+    let file_error = |e| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: bank {}: {}", f.bank, f.file), e)
+            .with_bank(f.bank)
+            .with_file(&f.file)
+    };
+    let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
+    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("bank {} not found", f.bank)).with_bank(f.bank)
+    })?;
+    let mut location = visorsim_host::bank::BankLocation::fat(f.bank, v.first_lba, v.sectors);
+    if c.delete {
+        location.remove(dev, &f.file).map_err(file_error)?;
+        return Ok((format!("delete {}", f.file), "ok".into()));
+    }
+    let mut data = location.read(dev, &f.file, 1 << 30).map_err(|e| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("{}: {e}", f.file))
+            .with_bank(f.bank)
+            .with_file(&f.file)
+            .with_source(e)
+    })?;
+    if let Some(len) = c.truncate_to {
+        data.truncate(len as usize);
+    } else if !data.is_empty() {
+        let at = c.offset.map_or(data.len() / 2, |o| o as usize % data.len());
+        data[at] ^= 0xFF;
+    }
+    location.write(dev, &f.file, &data).map_err(file_error)?;
+    Ok((format!("corrupt {}/{}", f.bank, f.file), "ok".into()))
+}

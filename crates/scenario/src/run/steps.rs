@@ -1,0 +1,154 @@
+//! The host steps of a scenario (boot, reboot, configure, advance, backup,
+//! upgrade, shutdown, power cut, losing the boot device) and the timeline
+//! text each one leaves.
+
+use visorsim_boot::boot::{BootOptions, BootReport, Outcome, ShiftR};
+use visorsim_boot::safeboot::Answer;
+use visorsim_host::clock::SimTime;
+use visorsim_host::host::{EventKind, HostBootOptions, HostError, HostErrorKind};
+use visorsim_image::system::{ImageFile, SystemImage};
+
+use super::faults::{arm, corrupt};
+use super::{system_image, RunError, RunErrorKind, StepFailure, World};
+use crate::model::{BootStep, DiskSpec, ShiftRWhen, Step, StepErrorKind, UpgradeStep};
+
+/// The kind of a host step's error, as scenario files name it.
+fn step_error_kind(e: &HostError) -> StepErrorKind {
+    match e.kind() {
+        HostErrorKind::NotRunning => StepErrorKind::NotRunning,
+        HostErrorKind::BootbankMissing => StepErrorKind::BootbankMissing,
+        HostErrorKind::ExtractFailed => StepErrorKind::ExtractFailed,
+        HostErrorKind::SaveFailed => StepErrorKind::SaveFailed,
+        HostErrorKind::NoAltBank => StepErrorKind::NoAltBank,
+        HostErrorKind::UpgradeTooLarge => StepErrorKind::UpgradeTooLarge,
+        HostErrorKind::UpgradeNoSpace => StepErrorKind::UpgradeNoSpace,
+        HostErrorKind::UpgradeIo => StepErrorKind::UpgradeIo,
+        HostErrorKind::Config => StepErrorKind::Config,
+    }
+}
+
+fn boot_options(b: &BootStep) -> HostBootOptions {
+    let answer = if b.answer_no { Answer::No } else { Answer::Yes };
+    HostBootOptions {
+        loader: BootOptions {
+            shift_r: match b.shift_r {
+                None => ShiftR::None,
+                Some(ShiftRWhen::Safeboot) => ShiftR::AtSafeboot(answer),
+                Some(ShiftRWhen::Mboot) => ShiftR::InMboot(answer),
+            },
+            fake_write_error: b.fake_write_error,
+            ..Default::default()
+        },
+        device_claimed_late: b.device_late,
+        crash_before_confirm: b.crash_before_confirm,
+    }
+}
+
+fn boot_summary(report: &BootReport) -> String {
+    match &report.outcome {
+        Outcome::Booted => format!("booted BANK{}", report.selected.unwrap_or(0)),
+        Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
+        Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0)),
+        Outcome::LoadFailed { status, module } => format!("Fatal error: {status} {}", module.as_deref().unwrap_or("")),
+    }
+}
+
+pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
+    w.last_error = None;
+    let done = |r: Result<(), HostError>, w: &mut World| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => {
+            let result = format!("failed: {e}");
+            w.last_error = Some(StepFailure { kind: step_error_kind(&e), message: e.to_string() });
+            result
+        }
+    };
+    Ok(match step {
+        Step::Boot(b) => {
+            let report = w.host.boot(&mut w.dev, &boot_options(b), Some(&mut w.cache));
+            let text = boot_summary(&report);
+            w.last_boot = Some(report);
+            ("boot".into(), text)
+        }
+        Step::Reboot(b) => {
+            let report = w.host.reboot(&mut w.dev, &boot_options(b), Some(&mut w.cache));
+            let text = boot_summary(&report);
+            w.last_boot = Some(report);
+            ("reboot".into(), text)
+        }
+        Step::SetHostname(name) => {
+            let r = w.host.set_hostname(name);
+            (format!("set hostname {name}"), done(r, w))
+        }
+        Step::Configure { key, value } => {
+            let r = w.host.config_set(key, value);
+            (format!("configure {key}"), done(r, w))
+        }
+        Step::Password { user, password } => {
+            let r = w.host.set_password(user, password);
+            (format!("password {user}"), done(r, w))
+        }
+        Step::Advance(d) => {
+            let secs = SimTime::parse_duration(d)
+                .map_err(|e| RunError::new(RunErrorKind::Step, "advance", format!("advance: {e}")).with_source(e))?;
+            let before = w.host.timeline().len();
+            w.host.advance(&mut w.dev, secs);
+            let backups = w.host.timeline()[before..].iter().filter(|e| e.kind == EventKind::Backup).count();
+            let alerts = w.host.timeline()[before..].iter().filter(|e| e.kind == EventKind::Alert).count();
+            (format!("advance {d}"), format!("{backups} backup(s), {alerts} alert(s)"))
+        }
+        Step::Backup => {
+            let r = w.host.backup(&mut w.dev, false);
+            ("backup.sh 0".into(), done(r, w))
+        }
+        Step::Upgrade(u) => {
+            let image = upgrade_image(&w.spec, u)?;
+            let r = w.host.upgrade(&mut w.dev, &image);
+            (format!("upgrade to build {}", u.build), done(r, w))
+        }
+        Step::Shutdown => {
+            let r = w.host.shutdown(&mut w.dev);
+            ("shutdown".into(), done(r, w))
+        }
+        Step::PowerCut => {
+            w.dev.cut_power();
+            ("power cut".into(), "host off".into())
+        }
+        Step::LoseDevice => {
+            let ios = w.dev.ios();
+            w.dev.plan_mut().gone_after_ios = Some(ios);
+            w.host.lose_boot_device();
+            ("boot device lost".into(), "every I/O fails from now on".into())
+        }
+        Step::RestoreDevice => {
+            w.dev.plan_mut().gone_after_ios = None;
+            ("boot device back".into(), "ok".into())
+        }
+        Step::Fault(f) => arm(w, f)?,
+        Step::Corrupt(c) => corrupt(w, c)?,
+        Step::Expect(_) => unreachable!("handled by run"),
+    })
+}
+
+fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunError> {
+    let mut image = system_image(spec, u.build, u.seed.unwrap_or(u64::from(u.build)), "upgrade")?;
+    if let Some(name) = &u.broken {
+        let file = image.files.iter_mut().find(|f| &f.name == name).ok_or_else(|| {
+            RunError::new(
+                RunErrorKind::Image,
+                "upgrade.broken",
+                format!("upgrade.broken: the image has no module {name}"),
+            )
+            .with_file(name)
+        })?;
+        let n = file.data.len();
+        file.data[n / 2] ^= 0xFF;
+        file.data[n - 8] ^= 0xFF;
+    }
+    if u.extra_mb > 0 {
+        let bytes = (u.extra_mb * 1_000_000) as usize;
+        image.files.push(ImageFile { name: "tools.t00".into(), data: vec![0x5A; bytes] });
+        image.boot_cfg.modules.insert(image.boot_cfg.modules.len() - 1, "tools.t00".into());
+    }
+    Ok(image)
+}
