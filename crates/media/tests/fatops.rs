@@ -298,6 +298,65 @@ fn fatfs_mkdir_is_rejected_by_fsck_and_fix_new_dir_repairs_it() {
     }
 }
 
+/// `rm -f b.b00` in Linux's order: the name's slots first, then the chain
+/// in FAT #1 and FAT #2. A power cut after the first write leaves lost
+/// clusters that no later file can take while the name still points at
+/// them (fatfs's own `Dir::remove` frees the chain first).
+#[test]
+fn rm_writes_the_name_then_both_fats_and_its_crash_state_loses_no_file() {
+    for size in SIZES {
+        let mut vol = Vol::new(size, 32 * MIB);
+        let (kernel, cfg) = (bytes(12_000, 4), b"bootstate=0\nkernel=b.b00\n".to_vec());
+        vol.write(&[("b.b00", &kernel), ("boot.cfg", &cfg)]);
+        let free_before = vol.free_clusters();
+        let victim = vol.slot("b.b00");
+        let chain = vol.clusters(&victim);
+
+        let original = vol.clone();
+        let reader = vol.reader();
+        let mut log = WriteLog::new(&mut vol.disk);
+        assert!(fatops::remove_file(&mut log, &reader, "b.b00").unwrap());
+        assert!(!fatops::remove_file(&mut log, &reader, "b.b00").unwrap(), "a second rm -f finds nothing");
+        let events = log.take_events();
+
+        let ss = vol.ss();
+        let mut fat_sectors: Vec<u64> = chain.iter().map(|&c| u64::from(c) * 2 / ss).collect();
+        fat_sectors.dedup();
+        let mut expected = vec![(victim.short.dir_entry_lba, 1)];
+        expected.extend(fat_sectors.iter().map(|s| (vol.fat_lba() + s, 1)));
+        expected.extend(fat_sectors.iter().map(|s| (vol.fat_lba() + u64::from(vol.g.fat_sectors) + s, 1)));
+        assert_eq!(writes(&events, ss), expected);
+        for slot in 0..victim.slots {
+            assert_eq!(data_of(&events[0])[victim.first_slot_offset + 32 * slot], 0xE5);
+        }
+        assert_eq!(vol.read("b.b00"), None);
+        assert_eq!(vol.read("boot.cfg").unwrap(), cfg);
+        assert_eq!(vol.free_clusters(), free_before + chain.len() as u32);
+        vol.assert_fsck_clean();
+
+        // Power lost after the name went: the clusters are lost, not free,
+        // so the next file written cannot land in them.
+        let mut cut = replay(&original, &events, 1);
+        assert_eq!(cut.read("b.b00"), None);
+        assert_eq!(cut.free_clusters(), free_before);
+        cut.write(&[("boot.cfg.1001", b"bootstate=0\n")]);
+        let written = cut.slot("boot.cfg.1001");
+        assert!(!chain.contains(&written.short.first_cluster), "a new file took a cluster of the removed one");
+        if size == SectorSize::S512 {
+            let complaint = cut.assert_fsck_complains();
+            assert!(complaint.is_empty() || complaint.contains("unused clusters"), "lost clusters only: {complaint}");
+        }
+
+        // A directory is refused before anything is written.
+        vol.mkdir("state.1");
+        let reader = vol.reader();
+        let mut log = WriteLog::new(&mut vol.disk);
+        let err = fatops::remove_file(&mut log, &reader, "state.1").unwrap_err();
+        assert!(matches!(err, FatOpError::IsADirectory { .. }), "{err}");
+        assert!(log.take_events().is_empty());
+    }
+}
+
 /// `mv -f state.tgz.$$ state.tgz`: the target's short entry, then the
 /// source's slots, then the old chain in FAT #1 and FAT #2.
 #[test]

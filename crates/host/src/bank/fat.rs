@@ -116,11 +116,14 @@ impl<D: BlockDevice> Bank<D> for FatBank {
     }
 
     fn remove(&mut self, dev: &mut D, name: &str) -> Result<(), BankError> {
-        let io = self.io(name);
-        self.with_fs(dev, |fs| match fs.root_dir().remove(name) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            other => other.map_err(io),
-        })
+        // Linux vfat's order (the name, then the chain), not fatfs's (the
+        // chain, then the name): a power cut in between must leave lost
+        // clusters, never a live entry over free clusters that the next
+        // file written would take over.
+        let id = self.bank();
+        let reader = self.reader(dev)?;
+        fatops::remove_file(dev, &reader, name).map_err(|e| BankError::from_fatop(id, Some(name), e))?;
+        dev.flush().map_err(|e| BankError::from_disk(id, e))
     }
 
     fn remove_dir(&mut self, dev: &mut D, dir: &str) -> Result<(), BankError> {

@@ -59,6 +59,10 @@
 //!   2  sector of the new short entry  := src's attr, times, cluster, size
 //!   3  as step 2 above                src's slots := 0xE5
 //!
+//!   remove_file(name)                                (`rm -f name`)
+//!   1  sector of name's short entry   its slots in it := 0xE5, then its other slots' sectors
+//!   2  FAT #1 sectors of its chain    entries := 0, in batches of <= 8, each then to FAT #2..
+//!
 //!   fix_new_dir(dir)
 //!   1  each sector of dir's cluster   "." and ".." then zeros, in order;  then a flush
 //! ```
@@ -284,6 +288,51 @@ pub fn rename_replace<D: BlockDevice>(
         Some(dst) => replace(dev, r, &mut img, src, dst, dst_long_name),
         None => rename_to_new(dev, &mut img, src, &dst_name),
     }
+}
+
+/// `rm -f name` of a file in the root directory, in Linux vfat's order
+/// (`vfat_unlink`, then the inode's eviction): the name goes first
+/// (`fat_remove_entries`, as in [`rename_replace`]'s step 2), then the
+/// file's chain is freed in FAT #1 and its mirrors (`fat_free_clusters`).
+///
+/// A power cut in between leaves lost clusters (allocated, reachable from
+/// no entry), which `fsck.fat` reclaims and no later write can reach. The
+/// reverse order, `fatfs`'s `Dir::remove` (chain first), leaves a live
+/// entry over free clusters: the next file written takes them, and the
+/// entry's content silently becomes that file's.
+///
+/// Returns whether the file existed (a missing name writes nothing, like
+/// `rm -f`). Nothing is flushed. Errors (`InvalidName`, `IsADirectory`,
+/// `Corrupt` for a chain that loops, leaves the volume or is cross-linked)
+/// are raised before the first write.
+pub fn remove_file<D: BlockDevice>(dev: &mut D, reader: &FatReader, long_name: &str) -> Result<bool, FatOpError> {
+    let name = cleaned(long_name)?;
+    let r = reader.regions();
+    let mut img = DirImage::load_root(dev, r)?;
+    let entries = parse(&img);
+    let Some(entry) = lookup(&entries, &name) else { return Ok(false) };
+    let raw = *img.entry(entry.sfn);
+    if is_dir(&raw) {
+        return Err(FatOpError::IsADirectory { name: long_name.to_string() });
+    }
+    let mut fat = Fat::load(dev, r)?;
+    let start = start_of(&raw);
+    let chain = if start == 0 {
+        Vec::new()
+    } else {
+        let shown = display_name(&name11(&raw));
+        let chain = fat.chain(start, u64::from(r.max_cluster())).map_err(|what| corrupt(format!("{shown}: {what}")))?;
+        for &cluster in &chain {
+            if fat.entry_sectors(cluster).1 >= fat.sectors {
+                return Err(corrupt(format!("{shown}: the FAT entry of cluster {cluster} lies past the FAT")));
+            }
+        }
+        chain
+    };
+    // Step 1: the name goes. Step 2: the chain is freed, FAT #1 then its mirrors.
+    remove_entries(dev, &mut img, entry)?;
+    free_chain(dev, r, &mut fat, &chain)?;
+    Ok(true)
 }
 
 /// The replace path of [`rename_replace`].
