@@ -316,19 +316,7 @@ pub fn remove_file<D: BlockDevice>(dev: &mut D, reader: &FatReader, long_name: &
         return Err(FatOpError::IsADirectory { name: long_name.to_string() });
     }
     let mut fat = Fat::load(dev, r)?;
-    let start = start_of(&raw);
-    let chain = if start == 0 {
-        Vec::new()
-    } else {
-        let shown = display_name(&name11(&raw));
-        let chain = fat.chain(start, u64::from(r.max_cluster())).map_err(|what| corrupt(format!("{shown}: {what}")))?;
-        for &cluster in &chain {
-            if fat.entry_sectors(cluster).1 >= fat.sectors {
-                return Err(corrupt(format!("{shown}: the FAT entry of cluster {cluster} lies past the FAT")));
-            }
-        }
-        chain
-    };
+    let chain = file_chain(&fat, r, &raw)?;
     // Step 1: the name goes. Step 2: the chain is freed, FAT #1 then its mirrors.
     remove_entries(dev, &mut img, entry)?;
     free_chain(dev, r, &mut fat, &chain)?;
@@ -353,27 +341,15 @@ fn replace<D: BlockDevice>(
         return Err(FatOpError::NotADirectory { name: dst_long_name.to_string() });
     }
     let mut fat = Fat::load(dev, r)?;
-    let victim = start_of(&dst_raw);
-    let chain = if victim == 0 {
-        Vec::new()
-    } else {
-        let dst_name = display_name(&name11(&dst_raw));
-        let chain =
-            fat.chain(victim, u64::from(r.max_cluster())).map_err(|what| corrupt(format!("{dst_name}: {what}")))?;
-        let src_start = start_of(&src_raw);
-        if chain.contains(&src_start) {
-            return Err(corrupt(format!(
-                "{dst_name}'s chain holds cluster {src_start}, where {} starts: they are cross-linked",
-                display_name(&name11(&src_raw))
-            )));
-        }
-        for &cluster in &chain {
-            if fat.entry_sectors(cluster).1 >= fat.sectors {
-                return Err(corrupt(format!("{dst_name}: the FAT entry of cluster {cluster} lies past the FAT")));
-            }
-        }
-        chain
-    };
+    let chain = file_chain(&fat, r, &dst_raw)?;
+    let src_start = start_of(&src_raw);
+    if src_start != 0 && chain.contains(&src_start) {
+        return Err(corrupt(format!(
+            "{}'s chain holds cluster {src_start}, where {} starts: they are cross-linked",
+            display_name(&name11(&dst_raw)),
+            display_name(&name11(&src_raw))
+        )));
+    }
 
     // Step 1: the target's short entry takes the source's inode.
     copy_inode(&src_raw, img.entry_mut(dst.sfn));
@@ -382,6 +358,22 @@ fn replace<D: BlockDevice>(
     remove_entries(dev, img, src)?;
     // Step 3: the replaced file's chain is freed, FAT #1 then its mirrors.
     free_chain(dev, r, &mut fat, &chain)
+}
+
+/// The cluster chain of the file whose short entry is `raw` (empty for an
+/// empty file), checked before anything is written: it must not loop or
+/// leave the volume, and every entry must lie inside the FAT.
+fn file_chain(fat: &Fat, r: &Regions, raw: &RawEntry) -> Result<Vec<u32>, FatOpError> {
+    let start = start_of(raw);
+    if start == 0 {
+        return Ok(Vec::new());
+    }
+    let shown = display_name(&name11(raw));
+    let chain = fat.chain(start, u64::from(r.max_cluster())).map_err(|what| corrupt(format!("{shown}: {what}")))?;
+    if let Some(cluster) = chain.iter().find(|&&c| fat.entry_sectors(c).1 >= fat.sectors) {
+        return Err(corrupt(format!("{shown}: the FAT entry of cluster {cluster} lies past the FAT")));
+    }
+    Ok(chain)
 }
 
 /// The new-name path of [`rename_replace`].
