@@ -2,7 +2,7 @@
 //! rendered for the image builder. Parser and renderer live together so a
 //! rendered file always parses back to what was put in.
 //!
-//! The parser's quirks (ESXI-BOOT.md section 1), each kept on purpose:
+//! The parser's quirks (docs/bootloader.md, boot.cfg), each kept on purpose:
 //! - lines end at LF only; a NUL ends a line; zero-length lines are skipped;
 //! - whitespace is esx-boot's set (space, TAB, LF, VT, FF, CR, BS, NBSP):
 //!   trimmed at both ends, runs merged into one space;
@@ -390,8 +390,8 @@ impl BootCfg {
 }
 
 /// Where safeboot's in-place writer would put the new bootstate digit
-/// (`bank_set_bootstate`, ESXI-BOOT.md 3.2), found in the first
-/// min(size, 512) bytes of boot.cfg.
+/// (`bank_set_bootstate`; docs/bootloader.md, The bootstate writer), found
+/// in the first min(size, 512) bytes of boot.cfg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriterSlot {

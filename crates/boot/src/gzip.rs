@@ -1,5 +1,5 @@
 //! The gzip core of module loading, as mboot does it (`bootlib/gzip.c`,
-//! ESXI-BOOT.md 6.2–6.3): the header, the trailer, the rules between them,
+//! docs/bootloader.md, Modules): the header, the trailer, the rules between them,
 //! the one error type every loader returns ([`LoadError`], in mboot's
 //! words), and a streaming module check for diagnostics ([`check_module`]).
 //!

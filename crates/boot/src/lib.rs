@@ -1,5 +1,5 @@
 //! The ESXi bootloader as visorsim emulates it, following
-//! `shared/ESXI-BOOT.md` (esx-boot's safeboot and mboot):
+//! `docs/bootloader.md` (esx-boot's safeboot and mboot):
 //!
 //! ```text
 //!   bootcfg   boot.cfg parsing with the loader's exact quirks, rendering, and

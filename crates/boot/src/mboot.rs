@@ -1,7 +1,8 @@
 //! mboot's side of a boot, before and around module loading
-//! (`mboot/config.c`, `mboot/mboot.c`, `mboot/esxbootinfo.c`; ESXI-BOOT.md
-//! 1.7, 5.3, 6.1, 6.3–6.4): which files to load, the kernel command line,
-//! the kernel check, and what happens after a fatal error.
+//! (`mboot/config.c`, `mboot/mboot.c`, `mboot/esxbootinfo.c`;
+//! docs/bootloader.md: boot.cfg, Rollback, Modules, Failures): which files
+//! to load, the kernel command line, the kernel check, and what happens
+//! after a fatal error.
 
 use serde::Serialize;
 

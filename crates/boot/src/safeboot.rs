@@ -6,7 +6,7 @@
 //! directly. Output: every bank's state before and after, the writes, the
 //! rollback flag, the verdict and the log lines in esx-boot's words.
 //!
-//! Semantics (ESXI-BOOT.md sections 2.3, 3, 4, 5), quirks kept:
+//! Semantics (docs/bootloader.md: Bank scan, Bootstate, Selection, Rollback), quirks kept:
 //! - at most 3 banks; the scan stops once 3 partitions scanned successfully,
 //!   so higher partitions are never read (or written);
 //! - transitions: 1 → 2 (trial boot), 2 → 3 (the trial never confirmed),

@@ -1,5 +1,5 @@
 //! The partitions safeboot can see, as `bootlib/volume.c`, `gpt.c` and
-//! `mbr.c` find them (ESXI-BOOT.md 2.1–2.2 step 1–2).
+//! `mbr.c` find them (docs/bootloader.md, Bank scan, steps 1–2).
 //!
 //! - LBA 0 entry 1 with type 0xEE, start LBA 1 and boot flag 0 means GPT;
 //!   then only the **primary** header at LBA 1 is read (signature, MyLBA,

@@ -1,5 +1,5 @@
-//! safeboot's behaviour tables (ESXI-BOOT.md sections 2.3, 3, 4 and 5), one
-//! named test per row, and property tests of its invariants. Banks are
+//! safeboot's behaviour tables (docs/bootloader.md: Bank scan, Bootstate,
+//! Selection, Rollback), one named test per row, and property tests of its invariants. Banks are
 //! described by their boot.cfg text, as on disk; writes are applied to that
 //! text so a "next boot" sees what the disk would hold.
 

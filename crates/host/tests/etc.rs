@@ -1,5 +1,5 @@
 //! The simulated clock and cron, and the RAM-disk's `/etc` through their
-//! public API: what auto-backup.sh sees (ESXI-BOOT.md 9.2–9.4).
+//! public API: what auto-backup.sh sees (docs/host.md: What is saved, auto-backup.sh).
 
 use visorsim_host::clock::{Clock, SimTime};
 use visorsim_host::cron::{due_between, CronErrorKind, CronField, CronSchedule, AUTO_BACKUP, MAX_DUE};

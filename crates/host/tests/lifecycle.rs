@@ -126,7 +126,7 @@ fn broken_trial_rolls_back_on_the_next_boot_with_the_old_configuration() {
 
 #[test]
 fn crash_during_the_trial_boot_loses_what_was_saved_into_the_new_bank() {
-    // FIELD-BUGS 1 variant: the trial bank never gets confirmed.
+    // Field bug 1 (docs/field-bugs.md#1), its variant: the trial bank never gets confirmed.
     let (mut disk, mut host) = up();
     host.upgrade(&mut disk, &image(2000, 4)).unwrap();
     let crash = HostBootOptions { crash_before_confirm: true, ..Default::default() };

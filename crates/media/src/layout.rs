@@ -3,7 +3,7 @@
 //!
 //! Sizes are kept in bytes and turned into LBAs for the device's sector size,
 //! so a 4Kn disk gets the same byte layout as a 512-byte one. The ESXi 6.x
-//! plan is the `partedUtil getptbl` table of a real host (DESIGN.md). The
+//! plan is the `partedUtil getptbl` table of a real host (docs/architecture.md). The
 //! ESXi 7.x plan follows VMware's published sizes; where a detail is not
 //! public the choice is noted beside it.
 
@@ -139,7 +139,7 @@ const GIB: u64 = 1 << 30;
 /// for 512-byte and 4Kn disks alike.
 const BACKUP_GPT_ROOM: u64 = 5 * 4096;
 
-/// ESXi 6.x: (number, first sector, last sector, type, role) from DESIGN.md.
+/// ESXi 6.x: (number, first sector, last sector, type, role) (docs/architecture.md, Disk layouts).
 const ESXI6_FIXED: [(u32, u64, u64, Uuid, PartitionRole); 7] = [
     (1, 64, 8191, EFI_SYSTEM, PartitionRole::SystemBoot),
     (5, 8224, 520191, BASIC_DATA, PartitionRole::BootBank),

@@ -1,5 +1,5 @@
 //! Loading one boot module exactly as mboot does (`mboot/load.c:load_module`,
-//! `extract_cksum_module`, `bootlib/gzip.c:gzip_extract`; ESXI-BOOT.md 6.1–6.3),
+//! `extract_cksum_module`, `bootlib/gzip.c:gzip_extract`; docs/bootloader.md, Modules),
 //! keeping the bytes, fast.
 //!
 //! ```text

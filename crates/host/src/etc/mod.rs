@@ -1,5 +1,5 @@
 //! The running host's `/etc` on the RAM-disk, what VisorFS marks for
-//! saving, and the configuration API that changes it (ESXI-BOOT.md 9.1–9.2).
+//! saving, and the configuration API that changes it (docs/host.md: After the boot, What is saved).
 //!
 //! ```text
 //!   state.tgz ─read_state_tgz─▶ Vec<EtcFile> ─from_files─▶ EtcTree (all sticky)

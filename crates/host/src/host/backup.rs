@@ -1,4 +1,4 @@
-//! `/sbin/auto-backup.sh` and `/sbin/backup.sh` (ESXI-BOOT.md 9.4, 9.5),
+//! `/sbin/auto-backup.sh` and `/sbin/backup.sh` (docs/host.md: auto-backup.sh, backup.sh),
 //! step by step on the banks.
 //!
 //! Invariants:
@@ -25,7 +25,7 @@ use crate::plan;
 const MAX_CHECKED_FILE: u64 = 1 << 30;
 
 impl Host {
-    /// `/sbin/auto-backup.sh` (ESXI-BOOT.md 9.4): `Ok(true)` when it saved.
+    /// `/sbin/auto-backup.sh` (docs/host.md, auto-backup.sh): `Ok(true)` when it saved.
     pub fn auto_backup<D: BlockDevice>(&mut self, dev: &mut D) -> Result<bool, HostError> {
         let running = self.require_running()?.clone();
         if running.device_lost {
@@ -49,7 +49,7 @@ impl Host {
         Ok(true)
     }
 
-    /// `/sbin/backup.sh <is_shutdown>` (ESXI-BOOT.md 9.5), step by step.
+    /// `/sbin/backup.sh <is_shutdown>` (docs/host.md, backup.sh), step by step.
     pub fn backup<D: BlockDevice>(&mut self, dev: &mut D, is_shutdown: bool) -> Result<(), HostError> {
         let running = self.require_running()?.clone();
         // Steps 1–2: target /bootbank; lock; the bank must exist.

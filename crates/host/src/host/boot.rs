@@ -1,5 +1,5 @@
 //! Power-on: the bootloader runs, then the host comes up on the bank it
-//! chose (ESXI-BOOT.md 9.1).
+//! chose (docs/host.md, After the boot).
 //!
 //! Invariants:
 //! - `/etc` always comes up: from `/bootbank/state.tgz` when it is usable,

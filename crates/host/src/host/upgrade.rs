@@ -1,4 +1,4 @@
-//! `esxcli software profile update` (ESXI-BOOT.md 9.6): the new image into
+//! `esxcli software profile update` (docs/host.md, Upgrade): the new image into
 //! `/altbootbank`, with `updated` = the booted bank's + 1 and `bootstate=1`,
 //! and the configuration as `state.tgz`; the next boot tries it.
 //!

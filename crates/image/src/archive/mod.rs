@@ -3,7 +3,7 @@
 //!
 //! On a real host `/etc` is saved by backup.sh as `local.tgz` (a gzip'd tar
 //! of the saved files under `etc/`), which is then tarred alone into
-//! `state.tgz` (ESXI-BOOT.md 9.1–9.2, 9.5):
+//! `state.tgz` (docs/host.md: After the boot, What is saved, backup.sh):
 //!
 //! ```text
 //! state.tgz = gzip( tar[ local.tgz ] )
