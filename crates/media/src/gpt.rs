@@ -112,6 +112,16 @@ pub enum Copy {
     Backup,
 }
 
+impl std::fmt::Display for Copy {
+    /// `Primary` or `Backup`, as messages name the copy.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Copy::Primary => "Primary",
+            Copy::Backup => "Backup",
+        })
+    }
+}
+
 /// One used entry of a GPT.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Entry {
@@ -158,7 +168,7 @@ pub struct Table {
 #[derive(Debug, thiserror::Error)]
 pub enum GptError {
     /// The header sector could not be read.
-    #[error("Cannot read the {copy:?} GPT header at LBA {lba}")]
+    #[error("Cannot read the {copy} GPT header at LBA {lba}")]
     Read {
         /// Which copy.
         copy: Copy,
@@ -169,7 +179,7 @@ pub enum GptError {
         source: DiskError,
     },
     /// A header field is wrong.
-    #[error("{copy:?} GPT header at LBA {lba}: {what}")]
+    #[error("{copy} GPT header at LBA {lba}: {what}")]
     BadHeader {
         /// Which copy.
         copy: Copy,
@@ -179,7 +189,7 @@ pub enum GptError {
         what: String,
     },
     /// The entry array does not match its CRC or cannot be read.
-    #[error("{copy:?} GPT entry array at LBA {lba}: {what}")]
+    #[error("{copy} GPT entry array at LBA {lba}: {what}")]
     BadEntries {
         /// Which copy.
         copy: Copy,
@@ -350,6 +360,8 @@ mod tests {
         disk.write_sectors(1, &[0xAB; 512]).unwrap();
         let report = read_gpt(&mut disk);
         assert!(matches!(report.primary, Err(GptError::BadHeader { .. })));
+        let message = report.primary.as_ref().unwrap_err().to_string();
+        assert!(message.starts_with("Primary GPT header at LBA 1: "), "{message}");
         assert_eq!(report.best().unwrap().copy, Copy::Backup);
         assert!(read_primary(&mut disk).is_err());
     }

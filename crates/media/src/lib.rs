@@ -5,6 +5,7 @@
 //!   gpt      writing a GPT with the `gpt` crate; reading one with bounds,
 //!            primary and backup separately (what gdisk and esx-boot each see)
 //!   mbr      MBR / protective-MBR partition entries (for gpt and the boot scan)
+//!   sector   an image's sector size (512 or 4Kn) from where its GPT header is
 //!   fat      FAT16 volumes: our own formatter (reserves sector 1), `fatfs` for
 //!            files, and the one FAT core (geometry, entries, table, names)
 //!            under the esx-boot reader and the Linux-order write operations
@@ -20,6 +21,7 @@ pub mod gpt;
 pub mod layout;
 pub mod le;
 pub mod mbr;
+pub mod sector;
 pub mod vmfat;
 
 /// The esx-boot style read-only FAT reader: [`fat::read`], with the short
