@@ -28,6 +28,7 @@
 mod backup;
 mod boot;
 mod error;
+mod identity;
 mod summary;
 mod upgrade;
 
@@ -43,6 +44,7 @@ use crate::cron::{CronSchedule, AUTO_BACKUP};
 use crate::etc::EtcTree;
 
 pub use error::{HostError, HostErrorKind, StateError};
+pub use identity::{BankIdentity, DiskIdentity};
 pub use summary::{bank_summaries, BankSummary};
 
 /// Largest state.tgz the host reads (local.tgz and its files are bounded
@@ -135,6 +137,15 @@ pub struct Running {
     pub altbootbank: Option<BankLocation>,
     /// The boot device disappeared while running: every bank path is gone.
     pub device_lost: bool,
+}
+
+impl Running {
+    /// The version part of the running build (`7.0.3` of `7.0.3-1.0.1000`),
+    /// `None` when the build string has none.
+    pub fn version(&self) -> Option<&str> {
+        let version = self.build.split('-').next().unwrap_or_default();
+        (!version.is_empty()).then_some(version)
+    }
 }
 
 /// How a boot of the host goes, beyond the bootloader's options.
@@ -359,5 +370,20 @@ mod tests {
         assert_eq!(Host::restore(&state).save(), state);
         assert_eq!(state.next_pid, 1000);
         assert_eq!(state.timeline[0].kind, EventKind::PowerOff);
+    }
+
+    #[test]
+    fn the_running_version_is_the_build_strings_first_part() {
+        let running = |build: &str| Running {
+            bank: 5,
+            build: build.into(),
+            updated: 1,
+            bootbank: BankLocation::ram(),
+            altbootbank: None,
+            device_lost: false,
+        };
+        assert_eq!(running("7.0.3-1.0.1000").version(), Some("7.0.3"));
+        assert_eq!(running("6.7.0").version(), Some("6.7.0"));
+        assert_eq!(running("").version(), None);
     }
 }
