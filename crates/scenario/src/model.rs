@@ -3,7 +3,7 @@
 //! ```json
 //! {
 //!   "description": "what it shows",
-//!   "references": ["FIELD-BUGS 2"],
+//!   "references": ["docs/field-bugs.md#2"],
 //!   "disk": { "layout": "esxi6", "seed": 1, "payload_mb": 1 },
 //!   "steps": [
 //!     { "boot": {} },
@@ -17,6 +17,12 @@
 //!
 //! Every object rejects unknown fields, so a typo is an error with its line
 //! and column, not a silently ignored step.
+//!
+//! The names are the CLI's (`visorsim host`, `visorsim boot`, `visorsim
+//! build`) in snake_case: `set_hostname`, `configure`, `power_cut`,
+//! `shift_r`/`shift_r_in_mboot`, `answer`, `build_number`. Older spellings
+//! (`"shift_r": "mboot"`, `"answer_no": true`, `"build"`) still load;
+//! [`deprecations`] lists them and [`load_file`] warns about each on stderr.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,8 +65,9 @@ pub struct DiskSpec {
     /// Disk size such as "16G" (default: the layout's smallest).
     #[serde(default)]
     pub size: Option<String>,
-    /// Build number of the installed image.
-    #[serde(default = "default_build")]
+    /// Build number of the installed image (`build_number`; `build` is the
+    /// old spelling).
+    #[serde(default = "default_build", rename = "build_number", alias = "build")]
     pub build: u32,
     /// A raw disk image to start from instead of a fresh install
     /// (relative to the scenario file).
@@ -123,32 +130,117 @@ pub enum ShiftRWhen {
     Mboot,
 }
 
-/// A boot.
+/// A boot (`visorsim host IMAGE boot`'s flags).
+///
+/// In a file: `shift_r` and `shift_r_in_mboot` (`true`/`false`, at most
+/// one), `answer` (`"yes"`, the default, or `"no"`), `fake_write_error`,
+/// `device_late`, `crash_before_confirm`. The old spellings
+/// `"shift_r": "safeboot"|"mboot"` and `"answer_no": true` still load.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "BootStepIn", into = "BootStepOut")]
 pub struct BootStep {
     /// Shift+R.
-    #[serde(default, deserialize_with = "shift_r")]
     pub shift_r: Option<ShiftRWhen>,
     /// Answer "no" to the rollback prompt.
-    #[serde(default)]
     pub answer_no: bool,
     /// safeboot's `-f`.
-    #[serde(default)]
     pub fake_write_error: bool,
     /// The boot device is claimed after /bootbank was set up.
-    #[serde(default)]
     pub device_late: bool,
     /// The host crashes before jumpstart confirms a trial boot.
-    #[serde(default)]
     pub crash_before_confirm: bool,
+}
+
+/// The answer to "DO YOU REALLY WANT TO ROLL BACK?" (`answer`, as `--answer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnswerName {
+    /// `yes`: roll back.
+    #[default]
+    Yes,
+    /// `no`: do not.
+    No,
+}
+
+/// A boot step as written in a file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BootStepIn {
+    #[serde(default, deserialize_with = "shift_r")]
+    shift_r: Option<ShiftRWhen>,
+    #[serde(default)]
+    shift_r_in_mboot: bool,
+    #[serde(default, deserialize_with = "answer")]
+    answer: Option<AnswerName>,
+    #[serde(default)]
+    answer_no: Option<bool>,
+    #[serde(default)]
+    fake_write_error: bool,
+    #[serde(default)]
+    device_late: bool,
+    #[serde(default)]
+    crash_before_confirm: bool,
+}
+
+impl TryFrom<BootStepIn> for BootStep {
+    type Error = String;
+
+    fn try_from(b: BootStepIn) -> Result<BootStep, String> {
+        let shift_r = match (b.shift_r, b.shift_r_in_mboot) {
+            (Some(ShiftRWhen::Safeboot), true) => {
+                return Err("`shift_r` and `shift_r_in_mboot` cannot both be set".into());
+            }
+            (_, true) => Some(ShiftRWhen::Mboot),
+            (when, false) => when,
+        };
+        let answer_no = match (b.answer, b.answer_no) {
+            (Some(_), Some(_)) => {
+                return Err("`answer_no` is the old spelling of `answer`: give only `answer`".into());
+            }
+            (Some(answer), None) => answer == AnswerName::No,
+            (None, no) => no.unwrap_or(false),
+        };
+        Ok(BootStep {
+            shift_r,
+            answer_no,
+            fake_write_error: b.fake_write_error,
+            device_late: b.device_late,
+            crash_before_confirm: b.crash_before_confirm,
+        })
+    }
+}
+
+/// A boot step as written out (the current spellings only).
+#[derive(Serialize)]
+struct BootStepOut {
+    shift_r: bool,
+    shift_r_in_mboot: bool,
+    answer: AnswerName,
+    fake_write_error: bool,
+    device_late: bool,
+    crash_before_confirm: bool,
+}
+
+impl From<BootStep> for BootStepOut {
+    fn from(b: BootStep) -> BootStepOut {
+        BootStepOut {
+            shift_r: b.shift_r == Some(ShiftRWhen::Safeboot),
+            shift_r_in_mboot: b.shift_r == Some(ShiftRWhen::Mboot),
+            answer: if b.answer_no { AnswerName::No } else { AnswerName::Yes },
+            fake_write_error: b.fake_write_error,
+            device_late: b.device_late,
+            crash_before_confirm: b.crash_before_confirm,
+        }
+    }
 }
 
 /// An upgrade.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeStep {
-    /// Build number of the new image.
+    /// Build number of the new image (`build_number`, as `--build-number`;
+    /// `build` is the old spelling).
+    #[serde(rename = "build_number", alias = "build")]
     pub build: u32,
     /// Seed of the new image (default: the build number).
     #[serde(default)]
@@ -460,8 +552,29 @@ fn disk_layout<'de, D: Deserializer<'de>>(d: D) -> Result<DiskLayout, D::Error> 
     by_name(&String::deserialize(d)?, "disk.layout", false).map_err(de::Error::custom)
 }
 
+/// `shift_r`: `true`/`false`, or the old `"safeboot"`/`"mboot"`.
 fn shift_r<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ShiftRWhen>, D::Error> {
-    optional(d, "shift_r")
+    struct Visitor;
+    impl de::Visitor<'_> for Visitor {
+        type Value = Option<ShiftRWhen>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("true or false (or the old \"safeboot\" or \"mboot\")")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.then_some(ShiftRWhen::Safeboot))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            by_name(v, "shift_r", false).map(Some).map_err(de::Error::custom)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+fn answer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AnswerName>, D::Error> {
+    optional(d, "answer")
 }
 
 fn outcome<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BootOutcome>, D::Error> {
@@ -494,6 +607,13 @@ pub enum Step {
     Configure {
         /// Key.
         key: String,
+        /// Value.
+        value: String,
+    },
+    /// Set an advanced option: `{ "name": "Misc.HostName", "value": ... }`.
+    Advanced {
+        /// Name.
+        name: String,
         /// Value.
         value: String,
     },
@@ -564,11 +684,76 @@ pub fn parse(text: &str, path: &str) -> Result<Scenario, ScenarioError> {
     })
 }
 
-/// Reads and parses a scenario file.
+/// Reads and parses a scenario file; each old spelling it uses (see
+/// [`deprecations`]) is a warning on stderr naming the file, the line and
+/// the new spelling.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| ScenarioError::Read { path: path.display().to_string(), source })?;
-    parse(&text, &path.display().to_string())
+    let scenario = parse(&text, &path.display().to_string())?;
+    for d in deprecations(&text) {
+        eprintln!("warning: {}:{}: {}", path.display(), d.line, d);
+    }
+    Ok(scenario)
+}
+
+/// An old spelling a scenario file uses, and the current one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deprecation {
+    /// 1-based line.
+    pub line: usize,
+    /// As written, e.g. `"answer_no": true`.
+    pub old: String,
+    /// What to write instead, e.g. `"answer": "no"`.
+    pub new: String,
+}
+
+impl std::fmt::Display for Deprecation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} is deprecated; write {}", self.old, self.new)
+    }
+}
+
+/// The old spellings in a scenario file's text (one that parses): `"build"`
+/// (now `"build_number"`), `"shift_r": "safeboot"` (now `"shift_r": true`),
+/// `"shift_r": "mboot"` (now `"shift_r_in_mboot": true`) and `"answer_no"`
+/// (now `"answer"`), each with its line.
+pub fn deprecations(text: &str) -> Vec<Deprecation> {
+    let mut found = Vec::new();
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(offset) = text[at..].find('"') {
+        let start = at + offset;
+        // A string: its end, skipping escapes.
+        let mut end = start + 1;
+        while end < bytes.len() && bytes[end] != b'"' {
+            end += if bytes[end] == b'\\' { 2 } else { 1 };
+        }
+        let Some(name) = text.get(start + 1..end.min(text.len())) else { break };
+        at = (end + 1).min(text.len());
+        // A key: the string is followed by a colon.
+        let rest = text[at..].trim_start();
+        let Some(value) = rest.strip_prefix(':') else { continue };
+        let value = value.trim_start();
+        let line = text[..start].matches('\n').count() + 1;
+        let mut note = |old: String, new: &str| found.push(Deprecation { line, old, new: new.to_owned() });
+        match name {
+            "build" => note("\"build\"".into(), "\"build_number\""),
+            "answer_no" => {
+                let no = !value.starts_with("false");
+                let old = format!("\"answer_no\": {no}");
+                note(old, if no { "\"answer\": \"no\"" } else { "\"answer\": \"yes\" (the default)" });
+            }
+            "shift_r" if value.starts_with("\"safeboot\"") => {
+                note("\"shift_r\": \"safeboot\"".into(), "\"shift_r\": true")
+            }
+            "shift_r" if value.starts_with("\"mboot\"") => {
+                note("\"shift_r\": \"mboot\"".into(), "\"shift_r_in_mboot\": true")
+            }
+            _ => {}
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -606,7 +791,7 @@ mod tests {
     fn closed_sets_parse_into_enums() {
         let s = parse(
             r#"{"disk": {"layout": "esxi7"}, "steps": [
-                {"boot": {"shift_r": "mboot"}},
+                {"boot": {"shift_r_in_mboot": true}},
                 {"expect": {"outcome": "load_failed", "bank_states": {"5": "VALID", "6": "Dirty"},
                             "error_kind": "not_running"}}]}"#,
             "x",
@@ -624,10 +809,48 @@ mod tests {
     }
 
     #[test]
+    fn old_spellings_load_as_the_new_ones_and_are_listed() {
+        let old = r#"{"disk": {"build": 7},
+            "steps": [{"boot": {"shift_r": "safeboot", "answer_no": true}},
+                      {"reboot": {"shift_r": "mboot"}}, {"upgrade": {"build": 2000}},
+                      {"set_hostname": "build"}]}"#;
+        let new = r#"{"disk": {"build_number": 7},
+            "steps": [{"boot": {"shift_r": true, "answer": "no"}},
+                      {"reboot": {"shift_r_in_mboot": true}}, {"upgrade": {"build_number": 2000}},
+                      {"set_hostname": "build"}]}"#;
+        assert_eq!(parse(old, "x").unwrap(), parse(new, "x").unwrap());
+        assert!(deprecations(new).is_empty(), "{:?}", deprecations(new));
+        let found: Vec<(usize, String)> = deprecations(old).iter().map(|d| (d.line, d.to_string())).collect();
+        assert_eq!(
+            found,
+            [
+                (1, r#""build" is deprecated; write "build_number""#.to_owned()),
+                (2, r#""shift_r": "safeboot" is deprecated; write "shift_r": true"#.to_owned()),
+                (2, r#""answer_no": true is deprecated; write "answer": "no""#.to_owned()),
+                (3, r#""shift_r": "mboot" is deprecated; write "shift_r_in_mboot": true"#.to_owned()),
+                (3, r#""build" is deprecated; write "build_number""#.to_owned()),
+            ]
+        );
+        let Step::Boot(b) = &parse(old, "x").unwrap().steps[0] else { panic!() };
+        assert_eq!(b.shift_r, Some(ShiftRWhen::Safeboot));
+        assert!(b.answer_no);
+        for conflict in [
+            r#"{"disk": {}, "steps": [{"boot": {"shift_r": true, "shift_r_in_mboot": true}}]}"#,
+            r#"{"disk": {}, "steps": [{"boot": {"answer": "no", "answer_no": true}}]}"#,
+        ] {
+            assert!(parse(conflict, "x").is_err(), "{conflict}");
+        }
+        let s =
+            parse(r#"{"disk": {}, "steps": [{"advanced": {"name": "Misc.HostName", "value": "a"}}]}"#, "x").unwrap();
+        assert_eq!(s.steps[0], Step::Advanced { name: "Misc.HostName".into(), value: "a".into() });
+    }
+
+    #[test]
     fn unknown_names_are_errors_naming_the_field() {
         for (text, field, value) in [
             (r#"{"disk": {"layout": "esxi8"}, "steps": []}"#, "disk.layout", "esxi8"),
             (r#"{"disk": {}, "steps": [{"boot": {"shift_r": "grub"}}]}"#, "shift_r", "grub"),
+            (r#"{"disk": {}, "steps": [{"boot": {"answer": "maybe"}}]}"#, "answer", "maybe"),
             (r#"{"disk": {}, "steps": [{"expect": {"outcome": "Booted"}}]}"#, "expect.outcome", "Booted"),
             (
                 r#"{"disk": {}, "steps": [{"expect": {"bank_states": {"6": "broken"}}}]}"#,

@@ -1,4 +1,4 @@
-//! The host steps of a scenario (boot, reboot, configure, advance, backup,
+//! The host steps of a scenario (boot, reboot, configure, advanced, advance, backup,
 //! upgrade, shutdown, power cut, losing the boot device) and the timeline
 //! text each one leaves.
 
@@ -83,6 +83,10 @@ pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunEr
         Step::Configure { key, value } => {
             let r = w.host.config_set(key, value);
             (format!("configure {key}"), done(r, w))
+        }
+        Step::Advanced { name, value } => {
+            let r = w.host.advanced_set(name, value);
+            (format!("advanced {name}"), done(r, w))
         }
         Step::Password { user, password } => {
             let r = w.host.set_password(user, password);
