@@ -1,20 +1,30 @@
 //! `visorsim host ...`: drive a host on an image of your own, one step per
 //! invocation. The disk is the image; the RAM-side state (clock, `/etc`,
 //! what is running, the timeline) lives in a sidecar `<image>.host.json`,
-//! written atomically after every step.
+//! written atomically after every step, with the image's identity
+//! ([`DiskIdentity`]: its size, partition table and the banks' boot.cfg),
+//! recomputed after every step, so a sidecar left beside an image that was
+//! rebuilt or changed by another tool is refused instead of trusted.
+//!
+//! The step names are the scenario files' names in kebab-case
+//! (`set-hostname`/`set_hostname`, `configure`, `power-cut`...), and the
+//! boot flags are `visorsim boot`'s (`--shift-r`, `--shift-r-in-mboot`,
+//! `--answer`, `--json`); the old names `config` and `power-off` still
+//! work, with a note on stderr.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
+use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::{BootOptions, ShiftR};
-use visorsim_boot::safeboot::Answer;
-use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
+use visorsim_disk::{BlockDevice, FileDisk};
 use visorsim_host::clock::SimTime;
-use visorsim_host::host::{bank_summaries, Host, HostBootOptions, HostError, HostState};
+use visorsim_host::host::{bank_summaries, DiskIdentity, Host, HostBootOptions, HostError, HostState};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
+use crate::args::AnswerArg;
 use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim host`.
@@ -26,22 +36,68 @@ pub struct HostArgs {
     step: Step,
 }
 
+/// How a boot goes: `visorsim boot`'s flags, plus the host's own.
+#[derive(Args, Debug)]
+struct BootFlags {
+    /// Hold Shift+R as safeboot starts (`safeboot -r`): one scan, then roll back.
+    #[arg(long, conflicts_with = "shift_r_in_mboot")]
+    shift_r: bool,
+    /// Press Shift+R during mboot's countdown: a second scan after the first one's writes.
+    #[arg(long)]
+    shift_r_in_mboot: bool,
+    /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
+    #[arg(long, value_enum, default_value_t = AnswerArg::Yes)]
+    answer: AnswerArg,
+    /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
+    #[arg(long)]
+    fake_write_error: bool,
+    /// The boot device is claimed too late: banks live in RAM.
+    #[arg(long)]
+    device_late: bool,
+    /// The host crashes before jumpstart confirms a trial boot.
+    #[arg(long)]
+    crash_before_confirm: bool,
+    /// Print the boot report as JSON (as `visorsim boot --json`) instead of the timeline.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BootFlags {
+    fn options(&self) -> HostBootOptions {
+        let answer = self.answer.answer();
+        let shift_r = if self.shift_r {
+            ShiftR::AtSafeboot(answer)
+        } else if self.shift_r_in_mboot {
+            ShiftR::InMboot(answer)
+        } else {
+            ShiftR::None
+        };
+        HostBootOptions {
+            loader: BootOptions { shift_r, fake_write_error: self.fake_write_error, ..Default::default() },
+            device_claimed_late: self.device_late,
+            crash_before_confirm: self.crash_before_confirm,
+        }
+    }
+}
+
+/// `configure KEY VALUE`.
+#[derive(Args, Debug)]
+struct ConfigureArgs {
+    /// Key, e.g. /net/vswitch/child[0000]/mtu.
+    key: String,
+    /// Value.
+    value: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum Step {
-    /// Power on: the bootloader runs, then the host comes up.
+    /// Power on: the bootloader runs, then the host comes up (refused while it runs, unless --power-cycle).
     Boot {
-        /// Hold Shift+R at safeboot.
+        #[command(flatten)]
+        flags: BootFlags,
+        /// The host is running: cut its power first (a power-off in the timeline), then boot.
         #[arg(long)]
-        shift_r: bool,
-        /// Press Shift+R during mboot's countdown.
-        #[arg(long, conflicts_with = "shift_r")]
-        shift_r_in_mboot: bool,
-        /// safeboot's -f.
-        #[arg(long)]
-        fake_write_error: bool,
-        /// The boot device is claimed too late: banks live in RAM.
-        #[arg(long)]
-        device_late: bool,
+        power_cycle: bool,
     },
     /// Set the host name (RAM only until the next backup).
     SetHostname {
@@ -49,12 +105,10 @@ enum Step {
         name: String,
     },
     /// Set an /etc/vmware/esx.conf key (RAM only until the next backup).
-    Config {
-        /// Key, e.g. /net/vswitch/child[0000]/mtu.
-        key: String,
-        /// Value.
-        value: String,
-    },
+    Configure(ConfigureArgs),
+    /// Deprecated spelling of `configure`.
+    #[command(hide = true)]
+    Config(ConfigureArgs),
     /// Set an advanced option, e.g. Misc.HostName.
     Advanced {
         /// Name.
@@ -71,8 +125,9 @@ enum Step {
     },
     /// Let time pass (e.g. 59m, 2h): cron runs auto-backup.sh at minute 1 of every hour.
     Advance {
-        /// Duration.
-        duration: String,
+        /// How long: 59m, 2h, 1h30m, 1d.
+        #[arg(value_parser = parse_duration)]
+        duration: u64,
     },
     /// Run /sbin/backup.sh 0 now.
     Backup,
@@ -81,24 +136,30 @@ enum Step {
         /// Build number of the new image.
         #[arg(long, default_value_t = 9999999)]
         build_number: u32,
-        /// Version string.
-        #[arg(long, default_value = "6.7.0")]
-        version: String,
+        /// Version string (default: the running build's, e.g. 7.0.3 on an ESXi 7 host).
+        #[arg(long)]
+        version: Option<String>,
         /// Seed of the new image.
         #[arg(long, default_value_t = 2)]
         seed: u64,
         /// Compressed size of s.v00 in MB.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 1)]
         payload_mb: u64,
         /// Corrupt this module of the new image (e.g. s.v00).
         #[arg(long)]
         broken: Option<String>,
     },
-    /// Orderly reboot (shutdown.sh runs backup.sh 1).
-    Reboot,
+    /// Orderly reboot (shutdown.sh runs backup.sh 1), then boot.
+    Reboot {
+        #[command(flatten)]
+        flags: BootFlags,
+    },
     /// Orderly shutdown.
     Shutdown,
     /// Power loss: nothing is saved.
+    PowerCut,
+    /// Deprecated spelling of `power-cut`.
+    #[command(hide = true)]
     PowerOff,
     /// The boot device disappears while running.
     LoseDevice,
@@ -110,67 +171,129 @@ enum Step {
     },
 }
 
+/// `advance`'s duration, as a clap value parser (a bad one is a usage error).
+fn parse_duration(text: &str) -> Result<u64, String> {
+    SimTime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// What `<image>.host.json` holds: the host, and the image it belongs to.
+#[derive(Serialize, Deserialize)]
+struct Sidecar {
+    #[serde(flatten)]
+    host: HostState,
+    /// The image's identity after the last step (absent in sidecars
+    /// written before it was recorded: those are trusted once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image: Option<DiskIdentity>,
+}
+
 fn sidecar(image: &Path) -> PathBuf {
     let mut name = image.file_name().unwrap_or_default().to_os_string();
     name.push(".host.json");
     image.with_file_name(name)
 }
 
-fn load(image: &Path) -> Result<Host, Failure> {
+/// The host saved beside `image` and the identity of the image it was
+/// saved with; a powered-off host at time zero when there is none.
+fn load(image: &Path) -> Result<(Host, Option<DiskIdentity>), Failure> {
     let path = sidecar(image);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice::<HostState>(&bytes)
-            .map(|state| Host::restore(&state))
+        Ok(bytes) => serde_json::from_slice::<Sidecar>(&bytes)
+            .map(|saved| (Host::restore(&saved.host), saved.image))
             .context(|| format!("Reading {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Host::new(1, SimTime::default())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((new_host(), None)),
         Err(e) => Err(Failure::with(format!("Reading {}", path.display()), e)),
     }
 }
 
-fn save(image: &Path, host: &Host) -> Result<(), Failure> {
+fn new_host() -> Host {
+    Host::new(1, SimTime::default())
+}
+
+fn save(image: &Path, host: &Host, identity: DiskIdentity) -> Result<(), Failure> {
     let path = sidecar(image);
     let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(&host.save()).expect("serialisable"))
+    let saved = Sidecar { host: host.save(), image: Some(identity) };
+    fs::write(&tmp, serde_json::to_vec_pretty(&saved).expect("serialisable"))
         .context(|| format!("Writing {}", tmp.display()))?;
     fs::rename(&tmp, &path).context(|| format!("Renaming into {}", path.display()))
 }
 
+fn print_events(host: &Host, from: usize) {
+    for e in &host.timeline()[from..] {
+        println!("{}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
+    }
+}
+
 /// Runs one host step.
 pub fn run(args: HostArgs) -> Result<Status, Failure> {
-    let mut host = load(&args.image)?;
-    let mut disk =
-        FileDisk::open(&args.image, SectorSize::S512).context(|| format!("Opening {}", args.image.display()))?;
+    let image = &args.image;
+    let (mut host, recorded) = load(image)?;
+    // 512-byte or 4Kn, as the image's GPT header says.
+    let sector_size = crate::args::SectorSizeArg::resolve(None, image);
+    let mut disk = FileDisk::open(image, sector_size).context(|| format!("Opening {}", image.display()))?;
+    let current = DiskIdentity::of(&mut disk);
+    if let Some(recorded) = recorded.filter(|r| *r != current) {
+        let sidecar = sidecar(image);
+        if !matches!(args.step, Step::Boot { .. }) {
+            return Err(Failure::msg(format!(
+                "{} belongs to another image (saved with {recorded}; {} is {current}): the image was rebuilt or \
+                 changed by another tool; remove {} or run `visorsim host {} boot` to start a new host on this image",
+                sidecar.display(),
+                image.display(),
+                sidecar.display(),
+                image.display()
+            )));
+        }
+        eprintln!(
+            "visorsim: note: {} belonged to another image (saved with {recorded}); starting a new host on {}",
+            sidecar.display(),
+            image.display()
+        );
+        host = new_host();
+    }
+    let deprecated = |old: &str, new: &str| {
+        eprintln!("visorsim: note: `host IMAGE {old}` is deprecated; use `host IMAGE {new}`");
+    };
     let before = host.timeline().len();
     let mut status = Status::Success;
+    let mut quiet = false;
     let result: Result<(), HostError> = match args.step {
-        Step::Boot { shift_r, shift_r_in_mboot, fake_write_error, device_late } => {
-            let shift = if shift_r {
-                ShiftR::AtSafeboot(Answer::Yes)
-            } else if shift_r_in_mboot {
-                ShiftR::InMboot(Answer::Yes)
-            } else {
-                ShiftR::None
-            };
-            let options = HostBootOptions {
-                loader: BootOptions { shift_r: shift, fake_write_error, ..Default::default() },
-                device_claimed_late: device_late,
-                crash_before_confirm: false,
-            };
-            let report = host.boot(&mut disk, &options, None);
+        Step::Boot { flags, power_cycle } => {
+            if let Some(r) = host.running() {
+                if !power_cycle {
+                    return Err(Failure::msg(format!(
+                        "the host is running (BANK{} build {}): `boot` would power-cycle it and lose what is only \
+                         in RAM; use `visorsim host {img} reboot` (orderly, backup.sh 1), `power-cut` then `boot`, \
+                         or `boot --power-cycle`",
+                        r.bank,
+                        r.build,
+                        img = image.display()
+                    )));
+                }
+                host.power_off();
+            }
+            let report = host.boot(&mut disk, &flags.options(), None);
             status = Status::of_boot(&report.outcome);
+            quiet = print_report(&flags, &report);
             Ok(())
         }
         Step::SetHostname { name } => host.set_hostname(&name),
-        Step::Config { key, value } => host.config_set(&key, &value),
+        Step::Configure(c) => host.config_set(&c.key, &c.value),
+        Step::Config(c) => {
+            deprecated("config", "configure");
+            host.config_set(&c.key, &c.value)
+        }
         Step::Advanced { name, value } => host.advanced_set(&name, &value),
         Step::Password { user, password } => host.set_password(&user, &password),
         Step::Advance { duration } => {
-            let seconds = SimTime::parse_duration(&duration).map_err(|e| Failure::msg(format!("--duration: {e}")))?;
-            host.advance(&mut disk, seconds);
+            host.advance(&mut disk, duration);
             Ok(())
         }
         Step::Backup => host.backup(&mut disk, false),
         Step::Upgrade { build_number, version, seed, payload_mb, broken } => {
+            let version = version
+                .unwrap_or_else(|| host.running().and_then(|r| r.version()).unwrap_or(DEFAULT_VERSION).to_owned());
             let spec = ImageSpec {
                 version,
                 build_number,
@@ -185,13 +308,19 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
             }
             host.upgrade(&mut disk, &image)
         }
-        Step::Reboot => {
-            let report = host.reboot(&mut disk, &HostBootOptions::default(), None);
+        Step::Reboot { flags } => {
+            let report = host.reboot(&mut disk, &flags.options(), None);
             status = Status::of_boot(&report.outcome);
+            quiet = print_report(&flags, &report);
             Ok(())
         }
         Step::Shutdown => host.shutdown(&mut disk),
+        Step::PowerCut => {
+            host.power_off();
+            Ok(())
+        }
         Step::PowerOff => {
+            deprecated("power-off", "power-cut");
             host.power_off();
             Ok(())
         }
@@ -202,7 +331,7 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
         Step::Status { json } => {
             let banks = bank_summaries(&mut disk);
             if json {
-                let value = serde_json::json!({ "host": host.save(), "banks": banks });
+                let value = serde_json::json!({ "host": host.save(), "banks": banks, "image": current });
                 println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
             } else {
                 println!("time     {}", host.now().rfc3339());
@@ -223,14 +352,29 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
             return Ok(Status::Success);
         }
     };
-    disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
-    save(&args.image, &host)?;
-    for e in &host.timeline()[before..] {
-        println!("{}  {:<11} {}", e.time.rfc3339(), e.kind, e.text);
+    disk.flush().context(|| format!("Syncing {}", image.display()))?;
+    // The identity after this step's own writes: only someone else's
+    // change between two steps makes the sidecar stale.
+    save(image, &host, DiskIdentity::of(&mut disk))?;
+    if !quiet {
+        print_events(&host, before);
     }
     // The host's error says what failed (its alert is in the timeline just
     // printed); the step is the one on the command line.
     result.map(|()| status).map_err(|e| Failure::msg(e.to_string()))
+}
+
+/// The version of an upgrade's image when neither `--version` nor a
+/// running build says one.
+const DEFAULT_VERSION: &str = "6.7.0";
+
+/// With `--json`, prints the boot report (and the caller skips the
+/// timeline lines); returns whether it did.
+fn print_report(flags: &BootFlags, report: &visorsim_boot::boot::BootReport) -> bool {
+    if flags.json {
+        println!("{}", serde_json::to_string_pretty(report).expect("serialisable"));
+    }
+    flags.json
 }
 
 /// Corrupts a module of an image (flips a byte of its deflate data).
