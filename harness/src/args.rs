@@ -4,6 +4,9 @@
 //! Variants carry `//` comments, not doc comments: clap would show doc
 //! comments as per-value help and change `--help`'s layout.
 
+use std::fs::File;
+use std::path::Path;
+
 use clap::ValueEnum;
 use visorsim_boot::safeboot::Answer;
 use visorsim_disk::SectorSize;
@@ -29,6 +32,21 @@ impl SectorSizeArg {
             SectorSizeArg::S512 => SectorSize::S512,
             SectorSizeArg::S4096 => SectorSize::S4096,
         }
+    }
+
+    /// The sector size to open `image` with: `flag` (`--sector-size`) when
+    /// given, else what the image's protective MBR and GPT header say
+    /// (`visorsim_media::sector`), else 512. An unreadable image gets 512:
+    /// opening it then says what is wrong.
+    pub fn resolve(flag: Option<SectorSizeArg>, image: &Path) -> SectorSize {
+        if let Some(flag) = flag {
+            return flag.sector_size();
+        }
+        File::open(image)
+            .and_then(|mut f| visorsim_media::sector::detect_sector_size(&mut f))
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 }
 

@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use visorsim_boot::boot::{boot, BootOptions, BootReport, ShiftR};
-use visorsim_boot::safeboot::{state_name, Level, Verdict};
+use visorsim_boot::boot::{boot, BootOptions, BootReport, Outcome, ShiftR};
+use visorsim_boot::safeboot::{state_name, Level, Verdict, WriteReason};
+use visorsim_boot::volume::PartKind;
 use visorsim_disk::{BlockDevice, FileDisk, Overlay};
 
 use crate::args::{AnswerArg, SectorSizeArg};
@@ -40,15 +41,15 @@ pub struct BootArgs {
     /// Show debug-level loader lines too.
     #[arg(long, short)]
     verbose: bool,
-    /// Logical sector size of the image.
-    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
-    sector_size: SectorSizeArg,
+    /// Logical sector size of the image [default: detected from its GPT header, else 512].
+    #[arg(long, value_enum)]
+    sector_size: Option<SectorSizeArg>,
 }
 
 /// Runs `visorsim boot`. Exit codes: 0 booted, 4 no hypervisor, 5 a module
 /// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX version).
 pub fn run(args: BootArgs) -> Result<Status, Failure> {
-    let sector_size = args.sector_size.sector_size();
+    let sector_size = SectorSizeArg::resolve(args.sector_size, &args.image);
     let answer = args.answer.answer();
     let options = BootOptions {
         shift_r: if args.shift_r {
@@ -75,20 +76,53 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
         report
     };
+    let notes: Vec<String> = trial_note(&report, args.dry_run).into_iter().collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        let mut value = serde_json::to_value(&report).expect("serialisable");
+        if let Some(object) = value.as_object_mut() {
+            object.insert("notes".to_owned(), serde_json::json!(notes));
+        }
+        println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
     } else {
         print!("{}", render(&report, args.verbose));
+        for note in &notes {
+            println!("note: {note}");
+        }
     }
     Ok(Status::of_boot(&report.outcome))
 }
+
+/// When the bank that booted is on its trial boot (DIRTY after this boot's
+/// scan), what that means: the bootloader never confirms a trial, only the
+/// host's jumpstart does (bootstate back to 0), so an image booted here
+/// and booted again falls back.
+fn trial_note(r: &BootReport, dry_run: bool) -> Option<String> {
+    if r.outcome != Outcome::Booted {
+        return None;
+    }
+    let selected = r.selected?;
+    let bank = r.passes.last()?.decision.banks.iter().find(|b| b.number == selected)?;
+    if bank.state_after != DIRTY {
+        return None;
+    }
+    let mut note = format!(
+        "bank {selected} is on its trial boot (DIRTY); unless the host confirms it, the next boot invalidates it"
+    );
+    if dry_run {
+        note.push_str(" (--dry-run: the image itself was not changed)");
+    }
+    Some(note)
+}
+
+/// bootstate 2: the bank's trial boot has started.
+const DIRTY: i32 = 2;
 
 fn render(r: &BootReport, verbose: bool) -> String {
     let mut s = String::new();
     for (i, pass) in r.passes.iter().enumerate() {
         let _ = writeln!(s, "safeboot pass {} ({} partition table)", i + 1, r.partition_scheme);
         for p in &pass.partitions {
-            let _ = writeln!(s, "  partition {:<2} {:?}: {}", p.number, p.kind, p.result);
+            let _ = writeln!(s, "  partition {:<2} {}: {}", p.number, kind_name(p.kind), p.result);
         }
         let _ = writeln!(
             s,
@@ -115,17 +149,26 @@ fn render(r: &BootReport, verbose: bool) -> String {
         for w in &pass.decision.writes {
             let _ = writeln!(
                 s,
-                "  wrote bootstate={} into BANK{} boot.cfg (byte {}, {:?})",
-                w.state, w.number, w.offset, w.reason
+                "  wrote bootstate={} into BANK{} boot.cfg (byte {}, {})",
+                w.state,
+                w.number,
+                w.offset,
+                match w.reason {
+                    WriteReason::Scan => "Scan",
+                    WriteReason::Rollback => "Rollback",
+                }
             );
         }
         if let Verdict::Chainload { bank, rollback, .. } = &pass.decision.verdict {
             let _ = writeln!(s, "  -> chainload BANK{bank}{}", if *rollback { " (rollback)" } else { "" });
         }
     }
-    let _ = writeln!(s, "log:");
-    for line in r.log.iter().filter(|l| verbose || l.level != Level::Debug) {
-        let _ = writeln!(s, "  [{:?}] {}", line.level, line.text);
+    let shown: Vec<_> = r.log.iter().filter(|l| verbose || l.level != Level::Debug).collect();
+    if !shown.is_empty() {
+        let _ = writeln!(s, "log:");
+    }
+    for line in shown {
+        let _ = writeln!(s, "  [{}] {}", level_name(line.level), line.text);
     }
     if let Some(cmdline) = &r.kernel_cmdline {
         let _ = writeln!(s, "kernel command line: {cmdline}");
@@ -155,12 +198,11 @@ fn render(r: &BootReport, verbose: bool) -> String {
         s,
         "outcome: {}",
         match &r.outcome {
-            visorsim_boot::boot::Outcome::Booted =>
+            Outcome::Booted =>
                 format!("booted BANK{} build {}", r.selected.unwrap_or(0), r.build.as_deref().unwrap_or("?")),
-            visorsim_boot::boot::Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
-            visorsim_boot::boot::Outcome::ChainloadFailed =>
-                format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
-            visorsim_boot::boot::Outcome::LoadFailed { status, module } => format!(
+            Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
+            Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
+            Outcome::LoadFailed { status, module } => format!(
                 "Fatal error: {status}{} ({})",
                 module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default(),
                 match r.after_failure {
@@ -172,6 +214,26 @@ fn render(r: &BootReport, verbose: bool) -> String {
         }
     );
     s
+}
+
+/// A log level as the report shows it.
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Error => "Error",
+        Level::Warning => "Warning",
+        Level::Info => "Info",
+        Level::Debug => "Debug",
+    }
+}
+
+/// A partition's type class as the report shows it.
+fn kind_name(kind: PartKind) -> &'static str {
+    match kind {
+        PartKind::Fat => "Fat",
+        PartKind::Efi => "Efi",
+        PartKind::Empty => "Empty",
+        PartKind::Other => "Other",
+    }
 }
 
 /// Time since the first call: the monotonic clock the boot report's load

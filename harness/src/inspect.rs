@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use visorsim_boot::gzip::ModuleForm;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_image::inspect::{inspect, DiskReport};
 
@@ -19,14 +20,14 @@ pub struct InspectArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Logical sector size of the image.
-    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
-    sector_size: SectorSizeArg,
+    /// Logical sector size of the image [default: detected from its GPT header, else 512].
+    #[arg(long, value_enum)]
+    sector_size: Option<SectorSizeArg>,
 }
 
 /// Runs `visorsim inspect`: exit 0 when clean, 3 when problems were found.
 pub fn run(args: InspectArgs) -> Result<Status, Failure> {
-    let report = inspect_file(&args.image, args.sector_size.sector_size())?;
+    let report = inspect_file(&args.image, SectorSizeArg::resolve(args.sector_size, &args.image))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
     } else {
@@ -50,10 +51,13 @@ pub fn inspect_file(path: &std::path::Path, sector_size: SectorSize) -> Result<D
     let mut disk = FileDisk::open_read_only(path, sector_size).context(|| format!("Opening {}", path.display()))?;
     let mut report = inspect(&mut disk);
     if disk.trailing_bytes() != 0 {
+        // The report's size is the file's, the one this problem names (the
+        // device itself ends at the last whole sector).
+        report.size = disk.sector_count() * sector_size.bytes_u64() + disk.trailing_bytes();
         report.problems.push(format!(
             "{} is {} bytes, not a whole number of {}-byte sectors: the image looks truncated",
             path.display(),
-            disk.sector_count() * sector_size.bytes_u64() + disk.trailing_bytes(),
+            report.size,
             sector_size.bytes()
         ));
     }
@@ -81,7 +85,7 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
             let sectors = r.size / ss;
             let _ = writeln!(
                 s,
-                "\ngpt  ({source:?} header{})",
+                "\ngpt  ({source} header{})",
                 if r.primary_gpt_error.is_some() { ", primary is damaged" } else { "" }
             );
             let _ = writeln!(s, "{} 255 63 {}", sectors / (255 * 63), sectors);
@@ -123,7 +127,7 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
                 match &m.check {
                     Some(c) => {
                         let verdict = match &c.outcome {
-                            Ok(form) => format!("sound ({form:?})").to_lowercase(),
+                            Ok(form) => format!("sound ({})", form_name(*form)),
                             Err(e) => format!("BAD: {e}"),
                         };
                         let isize = c.isize.map_or("-".to_owned(), |v| v.to_string());
@@ -151,4 +155,13 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
         }
     }
     s
+}
+
+/// How a sound module loads, as the report shows it.
+fn form_name(form: ModuleForm) -> &'static str {
+    match form {
+        ModuleForm::Gzip => "gzip",
+        ModuleForm::Uncompressed => "uncompressed",
+        ModuleForm::Empty => "empty",
+    }
 }

@@ -144,3 +144,18 @@ fn missing_file_and_directory() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("directory"));
 }
+
+#[test]
+fn a_file_of_partial_sectors_is_reported_with_one_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.img");
+    fs::write(&path, vec![0x5Au8; (1 << 20) + 123]).unwrap();
+    let out = visorsim(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(text.contains("odd.img: 1048699 bytes"), "the header gives the file's size: {text}");
+    assert!(text.contains("odd.img is 1048699 bytes, not a whole number of 512-byte sectors"), "{text}");
+    assert!(!text.contains("1048576"), "one size per report: {text}");
+    let (_, report) = inspect_json(&path);
+    assert_eq!(report["size"], 1048699);
+}

@@ -1,5 +1,5 @@
 //! End-to-end boots of images built by `visorsim build`, one per outcome,
-//! following ESXI-BOOT.md: the image is changed in place like a real boot.
+//! following docs/bootloader.md: the image is changed in place like a real boot.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -313,4 +313,49 @@ fn build_that_does_not_start_with_a_digit_fails_to_chainload() {
     let (code, r) = boot_json(&image, &[]);
     assert_eq!((code, r["outcome"].as_str()), (6, Some("chainload_failed")));
     assert!(logged(&r, "ESX version is unknown.") && logged(&r, "Failed to chainload BANK6."));
+}
+
+#[test]
+fn a_trial_boot_says_that_only_the_host_confirms_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    stage_bank6(&image, 1, |_| {});
+    let want = "bank 6 is on its trial boot (DIRTY); unless the host confirms it, the next boot invalidates it";
+    let out = visorsim(&["boot", "--dry-run", image.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("outcome: booted BANK6") && text.contains(want), "{text}");
+    let (code, r) = boot_json(&image, &[]);
+    assert_eq!((code, r["selected"].as_u64()), (0, Some(6)));
+    let notes = r["notes"].as_array().expect("notes");
+    assert!(notes.iter().any(|n| n.as_str().unwrap().starts_with(want)), "{r}");
+    assert_eq!(bootstate_on_disk(&image, 6), 2);
+    // A bank that is already VALID (or the old bank, after the fallback) is
+    // not on a trial: no note.
+    let (_, r) = boot_json(&image, &[]);
+    assert_eq!(r["selected"], 5);
+    assert_eq!(r["notes"], serde_json::json!([]), "{r}");
+    let text = stdout(&visorsim(&["boot", "--dry-run", image.to_str().unwrap()]));
+    assert!(!text.contains("trial boot"), "{text}");
+}
+
+#[test]
+fn an_empty_log_has_no_log_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path());
+    let text = stdout(&visorsim(&["boot", "--dry-run", image.to_str().unwrap()]));
+    assert!(text.contains("outcome: booted BANK5"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if *line == "log:" {
+            assert!(lines.get(i + 1).is_some_and(|next| next.starts_with("  [")), "empty log: header: {text}");
+        }
+    }
+    // With debug lines shown, the log is not empty and has its header.
+    let verbose = stdout(&visorsim(&["boot", "--dry-run", "--verbose", image.to_str().unwrap()]));
+    let (code, r) = boot_json(&image, &["--dry-run", "--verbose"]);
+    assert_eq!(code, 0);
+    if !r["log"].as_array().unwrap().is_empty() {
+        assert!(verbose.contains("log:\n  ["), "{verbose}");
+    }
 }
