@@ -15,6 +15,7 @@ use visorsim_media::layout::Layout;
 use visorsim_scenario::size::parse_size;
 
 use crate::args::{LayoutArg, SectorSizeArg};
+use crate::convert::refuse_existing;
 use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim build`.
@@ -30,7 +31,7 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Compressed size of s.v00 in MB (other modules scale with it).
-    #[arg(long, conflicts_with = "realistic", default_value_t = 4)]
+    #[arg(long, conflicts_with = "realistic", default_value_t = 1)]
     payload_mb: u64,
     /// s.v00 of about 124 MB compressed, like a real ESXi 5.0 image.
     #[arg(long)]
@@ -59,6 +60,9 @@ pub struct BuildArgs {
     /// Print what was built as JSON.
     #[arg(long)]
     json: bool,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 /// What `build --json` prints.
@@ -80,6 +84,7 @@ struct Manifest {
 /// Runs `visorsim build`.
 pub fn run(args: BuildArgs) -> Result<Status, Failure> {
     let started = Instant::now();
+    refuse_existing(&args.out, args.force)?;
     let layout = args.layout.layout();
     let (default_version, default_build) = match layout {
         Layout::Esxi6 => ("6.7.0", 8169922),

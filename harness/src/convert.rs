@@ -15,11 +15,11 @@ use crate::inspect::inspect_file;
 /// Arguments of `visorsim export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// Raw disk image to export.
+    /// Raw disk image to export (a vmdk, qcow2 or vhdx input is refused: import it first).
     image: PathBuf,
-    /// Output format.
+    /// Output format [default: from the extension of --out: .vmdk, .qcow2, .vhdx, .img or .raw].
     #[arg(long, value_enum)]
-    format: FormatArg,
+    format: Option<FormatArg>,
     /// Output file.
     #[arg(long)]
     out: PathBuf,
@@ -36,16 +36,32 @@ pub struct ImportArgs {
     /// Format of the input, when probing should not decide.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
-    /// Logical sector size of the disk.
-    #[arg(long, value_enum, default_value_t = SectorSizeArg::S512)]
-    sector_size: SectorSizeArg,
+    /// Logical sector size of the disk [default: detected from its GPT header, else 512].
+    #[arg(long, value_enum)]
+    sector_size: Option<SectorSizeArg>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 /// Runs `visorsim export`.
 pub fn export(args: ExportArgs) -> Result<Status, Failure> {
     let qemu = QemuImg::new();
-    let out_format = args.format.format();
+    let out_format = match args.format {
+        Some(format) => format.format(),
+        None => format_of_extension(&args.out)?,
+    };
     require_file(&args.image)?;
+    // qemu-img would copy a qcow2 file byte for byte as "raw": probe first.
+    let info = qemu.info(&args.image).context(|| format!("Probing the format of {}", args.image.display()))?;
+    if info.format != ImageFormat::Raw.qemu_name() {
+        return Err(Failure::msg(format!(
+            "{} is a {} image, not a raw disk image: export takes a raw image (convert it first with `visorsim import {} --out <raw image>`)",
+            args.image.display(),
+            info.format,
+            args.image.display()
+        )));
+    }
     qemu.convert(&args.image, Some(ImageFormat::Raw), &args.out, out_format)
         .context(|| format!("Exporting {} to {}", args.image.display(), args.out.display()))?;
     println!("Exported {} as {} to {}", args.image.display(), out_format.name(), args.out.display());
@@ -58,6 +74,7 @@ pub fn import(args: ImportArgs) -> Result<Status, Failure> {
     let qemu = QemuImg::new();
     let in_format = args.format.map(FormatArg::format);
     require_file(&args.image)?;
+    refuse_existing(&args.out, args.force)?;
     let dir = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -67,7 +84,7 @@ pub fn import(args: ImportArgs) -> Result<Status, Failure> {
     let result = (|| {
         qemu.convert(&args.image, in_format, &staging, ImageFormat::Raw)
             .context(|| format!("Converting {} to raw", args.image.display()))?;
-        let report = inspect_file(&staging, args.sector_size.sector_size())?;
+        let report = inspect_file(&staging, SectorSizeArg::resolve(args.sector_size, &staging))?;
         if report.gpt_source.is_none() {
             let why = report.problems.join("; ");
             return Err(Failure::msg(format!("{} is not an ESXi boot disk: {why}", args.image.display())));
@@ -90,6 +107,29 @@ pub fn import(args: ImportArgs) -> Result<Status, Failure> {
         println!("  warning: {p}");
     }
     Ok(Status::Success)
+}
+
+/// The output format an export's file name asks for.
+fn format_of_extension(out: &Path) -> Result<ImageFormat, Failure> {
+    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("vmdk") => Ok(ImageFormat::Vmdk),
+        Some("qcow2") => Ok(ImageFormat::Qcow2),
+        Some("vhdx") => Ok(ImageFormat::Vhdx),
+        Some("img" | "raw") => Ok(ImageFormat::Raw),
+        _ => Err(Failure::msg(format!(
+            "Cannot tell the output format from the name {} (not .vmdk, .qcow2, .vhdx, .img or .raw): give --format",
+            out.display()
+        ))),
+    }
+}
+
+/// Refuses to replace an existing `out` unless `force` (`--force`).
+pub fn refuse_existing(out: &Path, force: bool) -> Result<(), Failure> {
+    if !force && fs::symlink_metadata(out).is_ok() {
+        return Err(Failure::msg(format!("{} already exists: not replacing it without --force", out.display())));
+    }
+    Ok(())
 }
 
 fn require_file(path: &Path) -> Result<(), Failure> {
