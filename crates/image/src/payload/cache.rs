@@ -213,6 +213,65 @@ pub fn default_cache_dir() -> Option<PathBuf> {
     var("HOME").map(|home| home.join(".cache").join("visorsim"))
 }
 
+/// Whether `name` is a file this cache writes: a module
+/// (`<name>-<crc>-<seed>-<len>-<mtime>-g<version>-<fingerprint>.gz`, of any
+/// generator version), its `.sum` sidecar, or a temporary file of either
+/// left by an interrupted write (`.<file>.tmp-<pid>-<n>`).
+pub fn is_cache_file_name(name: &str) -> bool {
+    if let Some(rest) = name.strip_prefix('.') {
+        return match rest.rsplit_once(".tmp-") {
+            Some((base, tail)) => {
+                let mut parts = tail.split('-');
+                let numeric =
+                    |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+                numeric(parts.next()) && numeric(parts.next()) && parts.next().is_none() && is_cache_file_name(base)
+            }
+            None => false,
+        };
+    }
+    let Some(stem) = name.strip_suffix(".gz.sum").or_else(|| name.strip_suffix(".gz")) else { return false };
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = stem.rsplitn(7, '-');
+    let (Some(fp), Some(version), Some(mtime), Some(len), Some(seed), Some(crc), Some(module)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    hex(fp, 8)
+        && version.strip_prefix('g').is_some_and(digits)
+        && hex(mtime, 8)
+        && digits(len)
+        && hex(seed, 16)
+        && hex(crc, 8)
+        && !module.is_empty()
+}
+
+/// The files of this cache in `dir` ([`is_cache_file_name`]; regular files
+/// only), with their sizes in bytes, sorted by name. Nothing else in `dir`
+/// is listed. A missing `dir` has none.
+///
+/// # Errors
+/// Reading `dir` failed.
+pub fn cache_files(dir: &Path) -> io::Result<Vec<(PathBuf, u64)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+        let meta = entry.metadata()?;
+        if meta.is_file() && is_cache_file_name(&name) {
+            files.push((entry.path(), meta.len()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +351,25 @@ mod tests {
         // As an io::Error it keeps the kind and the typed error.
         let io = io::Error::from(err);
         assert!(io.get_ref().and_then(|e| e.downcast_ref::<CacheError>()).is_some());
+    }
+
+    #[test]
+    fn cache_files_lists_only_this_caches_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = cache_file_name("s.v00", 3, 1000, 0);
+        assert!(is_cache_file_name(&name), "{name}");
+        for own in [name.clone(), format!("{name}.sum"), format!(".{name}.tmp-12-0"), format!(".{name}.sum.tmp-1-2")] {
+            assert!(is_cache_file_name(&own), "{own}");
+            fs::write(dir.path().join(&own), b"x").unwrap();
+        }
+        for other in ["notes.txt", "s.v00.gz", "s.v00-keep.gz", ".hidden", ".x.tmp-1-2", "a-b-c-d-e-f-g.gz"] {
+            assert!(!is_cache_file_name(other), "{other}");
+            fs::write(dir.path().join(other), b"x").unwrap();
+        }
+        let listed = cache_files(dir.path()).unwrap();
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        assert!(listed.iter().all(|(_, size)| *size == 1));
+        assert!(cache_files(&dir.path().join("absent")).unwrap().is_empty());
     }
 
     #[test]

@@ -39,14 +39,16 @@
 //!   mod.rs    the API: sizes, GENERATOR_VERSION, GzipModule, uncompressed_len_for
 //!   content   fill_system_bytes: the seeded "system binary" generator
 //!   gzip      gzip_bytes, gzip_system_module: deterministic framing, parallel deflate
-//!   cache     cached_gzip_system_module, default_cache_dir: the on-disk cache
+//!   cache     cached_gzip_system_module, default_cache_dir, cache_files: the on-disk cache
 //! ```
 
 mod cache;
 mod content;
 mod gzip;
 
-pub use cache::{cached_gzip_system_module, default_cache_dir, CacheError, CacheErrorKind};
+pub use cache::{
+    cache_files, cached_gzip_system_module, default_cache_dir, is_cache_file_name, CacheError, CacheErrorKind,
+};
 pub use content::fill_system_bytes;
 pub use gzip::{gzip_bytes, gzip_system_module};
 
