@@ -7,31 +7,50 @@
 //! line of the timeline: simulated time, what happened, both banks' states
 //! and the build that runs.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::Args;
+use indicatif::HumanBytes;
 use visorsim_boot::boot::{BootOptions, BootReport, ModuleCache, ShiftR};
 use visorsim_boot::safeboot::Answer;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, Host, HostBootOptions};
 use visorsim_image::install::{install_fresh, InstallOptions};
-use visorsim_image::payload::default_cache_dir;
+use visorsim_image::payload::{cache_files, default_cache_dir};
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 use crate::failure::{Context, Failure, Status};
 use crate::host::break_module;
+use crate::progress::Progress;
+
+/// The file that marks a directory as a demo's: its image may be replaced.
+const MARKER: &str = "visorsim-demo.txt";
 
 /// Arguments of `visorsim demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Keep the disk image in this directory (default: a new temporary directory).
+    /// Keep the disk image in this directory (default: visorsim-demo in the temporary directory); a previous demo's image there is replaced.
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Compressed size of s.v00 in MB (default: the realistic ~124 MB).
-    #[arg(long)]
+    /// Compressed size of s.v00 in MB, for a quick run (default: --realistic).
+    #[arg(long, conflicts_with = "realistic")]
     payload_mb: Option<u64>,
+    /// s.v00 of about 124 MB compressed, like a real ESXi 5.0 image (the default).
+    #[arg(long)]
+    realistic: bool,
+    /// Cache compressed payloads here (default: $VISORSIM_CACHE_DIR or ~/.cache/visorsim).
+    #[arg(long, conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache compressed payloads (each run generates them again).
+    #[arg(long)]
+    no_cache: bool,
+    /// No progress bar or progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
     /// Seed of the whole run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -67,21 +86,26 @@ fn outcome(report: &BootReport) -> String {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<Status, Failure> {
-    let dir = match args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(&d).context(|| format!("Creating {}", d.display()))?;
-            d
-        }
-        None => std::env::temp_dir().join(format!("visorsim-demo-{}", std::process::id())),
-    };
+    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join("visorsim-demo"));
     std::fs::create_dir_all(&dir).context(|| format!("Creating {}", dir.display()))?;
     let path = dir.join("esxi6.img");
-    crate::convert::refuse_existing(&path, args.force)?;
+    // A previous demo's directory (its marker file) is reused: its image is
+    // replaced. Any other existing esxi6.img needs --force.
+    let marker = dir.join(MARKER);
+    crate::convert::refuse_existing(&path, args.force || marker.is_file())?;
+    std::fs::write(
+        &marker,
+        format!(
+            "This directory holds the disk image of `visorsim demo` (esxi6.img); the next demo with --dir {0} replaces it.\nRemove it with: rm -r {0}\n",
+            dir.display()
+        ),
+    )
+    .context(|| format!("Writing {}", marker.display()))?;
     let payload = match args.payload_mb {
         Some(mb) => PayloadSize::Compressed(mb * 1_000_000),
         None => PayloadSize::Realistic,
     };
-    let cache = default_cache_dir();
+    let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
     let spec = |build_number, seed| ImageSpec {
         version: "6.7.0".into(),
         build_number,
@@ -90,13 +114,34 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
         hostname: "localhost".into(),
     };
     println!("visorsim demo: an ESXi 6.x host's life on {} (seed {})", path.display(), args.seed);
-    println!("building the images (the first run generates ~370 MB of system modules; later runs use the cache)...");
-    let image1 = SystemImage::build(&spec(8169922, args.seed), cache.as_deref(), &mut |_, _| {})
-        .context(|| "Building build 8169922".into())?;
-    let image2 = SystemImage::build(&spec(9214924, args.seed + 1), cache.as_deref(), &mut |_, _| {})
-        .context(|| "Building build 9214924".into())?;
-    let mut image3 = SystemImage::build(&spec(9484548, args.seed + 2), cache.as_deref(), &mut |_, _| {})
-        .context(|| "Building build 9484548".into())?;
+    match &cache {
+        Some(c) => println!(
+            "building three builds (the first run generates their system modules into the cache {}; later runs read them)...",
+            c.display()
+        ),
+        None => println!("building three builds (--no-cache: their system modules are generated on every run)..."),
+    }
+    let build = |number: u32, seed: u64| -> Result<SystemImage, Failure> {
+        let started = Instant::now();
+        let mut progress = Progress::new(&format!("generating system modules of build {number}"), args.quiet);
+        let mut total = 0;
+        let image = SystemImage::build(&spec(number, seed), cache.as_deref(), &mut |d, t| {
+            total = t;
+            progress.update(d, t);
+        })
+        .context(|| format!("Building build {number}"))?;
+        progress.finish();
+        println!(
+            "  build {number}: {} of system modules ({} gzip) in {:.1} s",
+            HumanBytes(total),
+            HumanBytes(image.size()),
+            started.elapsed().as_secs_f64()
+        );
+        Ok(image)
+    };
+    let image1 = build(8169922, args.seed)?;
+    let image2 = build(9214924, args.seed + 1)?;
+    let mut image3 = build(9484548, args.seed + 2)?;
     break_module(&mut image3, "s.v00")?;
     let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: args.seed };
     let (mem, _) = install_fresh(&image1, &options).context(|| "Installing".into())?;
@@ -143,7 +188,31 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     disk.flush().context(|| format!("Syncing {}", path.display()))?;
     println!();
     println!("Only one level of rollback exists: bank 5's broken build was invalidated, so Shift+R had nothing to go back to.");
-    println!("The disk image is kept at {}", path.display());
+    let meta = std::fs::metadata(&path).context(|| format!("Reading {}", path.display()))?;
+    println!(
+        "The disk image is kept at {} ({} on disk, {} virtual); the next demo with --dir {} replaces it.",
+        path.display(),
+        HumanBytes(meta.blocks() * 512),
+        HumanBytes(meta.len()),
+        dir.display()
+    );
     println!("Look at it with: visorsim inspect {}", path.display());
+    // `rm -r` only for a directory that holds nothing but the demo's files.
+    let only_ours = std::fs::read_dir(&dir)
+        .map(|entries| entries.flatten().all(|e| e.file_name() == "esxi6.img" || e.file_name() == MARKER))
+        .unwrap_or(false);
+    if only_ours {
+        println!("Remove it with: rm -r {}", dir.display());
+    } else {
+        println!("Remove it with: rm {} {}", path.display(), marker.display());
+    }
+    if let Some(c) = &cache {
+        let bytes: u64 = cache_files(c).map(|f| f.iter().map(|(_, size)| size).sum()).unwrap_or(0);
+        println!(
+            "The payload cache {} holds {}: `visorsim cache clean` removes it (later demos then generate it again).",
+            c.display(),
+            HumanBytes(bytes)
+        );
+    }
     Ok(Status::Success)
 }
