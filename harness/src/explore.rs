@@ -20,9 +20,13 @@ pub struct ExploreArgs {
     /// Seed of the disk and host.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Compressed size of s.v00 in MB.
-    #[arg(long, default_value_t = 0.3)]
+    /// Compressed size of s.v00 in MB (other modules scale with it; the
+    /// operation's writes, and so its crash states, grow with it).
+    #[arg(long, conflicts_with = "realistic", default_value_t = 1.0)]
     payload_mb: f64,
+    /// s.v00 of about 124 MB compressed, like a real ESXi 5.0 image (many more crash states).
+    #[arg(long)]
+    realistic: bool,
     /// At most this many writes of an unflushed epoch may be lost at a cut.
     #[arg(long, default_value_t = 1)]
     reorder: usize,
@@ -77,7 +81,11 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let options = ExploreOptions {
         op,
         seed: args.seed,
-        payload_mb: args.payload_mb,
+        payload_mb: if args.realistic {
+            visorsim_image::payload::REALISTIC_SV00_COMPRESSED as f64 / 1_000_000.0
+        } else {
+            args.payload_mb
+        },
         reorder: args.reorder,
         max_tears: args.max_tears,
         shard: args.shard,
@@ -90,13 +98,19 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let seconds = started.elapsed().as_secs_f64();
     let writes = exploration.log().iter().filter(|e| matches!(e, visorsim_disk::LoggedIo::Write { .. })).count();
     let flushes = exploration.log().len() - writes;
+    let verdict = Verdict::of(&results);
     if args.json {
         for r in &results {
             println!("{}", serde_json::to_string(r).expect("json"));
         }
-        let summary = serde_json::json!({ "summary": { "op": op.name(), "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes, "states": results.len(), "seconds": seconds, "outcomes": tally(&results) } });
+        let summary = serde_json::json!({ "summary": {
+            "op": op.name(), "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes,
+            "states": results.len(), "seconds": seconds, "outcomes": tally(&results),
+            "verdict": verdict.json(), "windows": windows_json(&results),
+        } });
         println!("{summary}");
     } else {
+        println!("{}", verdict.line(args.fsck_every));
         println!(
             "visorsim explore --op {} --seed {} --reorder {} --max-tears {}{}",
             op.name(),
@@ -120,7 +134,71 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
             eprintln!("reproducer: {path}");
         }
     }
-    Ok(Status::Success)
+    Ok(verdict.status())
+}
+
+/// What was checked and what was found, over a set of crash states.
+#[derive(Debug, PartialEq, Eq)]
+struct Verdict {
+    /// Crash states checked.
+    states: usize,
+    /// Of them, how many `fsck.fat -n` checked.
+    fsck_checked: usize,
+    /// States that violate an invariant (unbootable, a half-written build
+    /// booted, the configuration lost or mixed).
+    violations: usize,
+    /// States with only a repairable FAT finding.
+    findings: usize,
+}
+
+impl Verdict {
+    fn of(results: &[StateResult]) -> Verdict {
+        Verdict {
+            states: results.len(),
+            fsck_checked: results.iter().filter(|r| r.fsck_checked).count(),
+            violations: results.iter().filter(|r| r.kind() == "violation").count(),
+            findings: results.iter().filter(|r| r.kind() == "finding").count(),
+        }
+    }
+
+    /// Exit 7 when an invariant was violated, as a scenario's unmet expectation.
+    fn status(&self) -> Status {
+        if self.violations > 0 {
+            Status::Unmet
+        } else {
+            Status::Success
+        }
+    }
+
+    /// The first line of the output: what was checked, and the result.
+    /// `fsck_every` is `None` when unknown (`report`).
+    fn line(&self, fsck_every: impl Into<Option<u64>>) -> String {
+        let result = if self.violations == 0 {
+            format!("no invariant was violated in {} crash states", self.states)
+        } else {
+            format!("INVARIANT VIOLATED in {} of {} crash states", self.violations, self.states)
+        };
+        let fsck = match (self.fsck_checked, fsck_every.into()) {
+            (0, Some(0)) => "fsck.fat not run (--fsck-every 0)".to_owned(),
+            (0, Some(_)) => "fsck.fat checked none of them (not installed, or no state sampled)".to_owned(),
+            (n, _) => format!(
+                "fsck.fat checked {n} of them: {} repairable FAT finding{}",
+                self.findings,
+                if self.findings == 1 { "" } else { "s" }
+            ),
+        };
+        format!("verdict: {result}; {fsck}")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "violated": self.violations > 0,
+            "states": self.states,
+            "fsck_checked": self.fsck_checked,
+            "violations": self.violations,
+            "findings": self.findings,
+        })
+    }
 }
 
 fn render_table(results: &[StateResult]) -> String {
@@ -131,24 +209,69 @@ fn render_table(results: &[StateResult]) -> String {
     s
 }
 
-/// Violations grouped into windows of consecutive landed-write counts.
-fn print_windows(results: &[StateResult]) {
-    let mut windows: Vec<(String, usize, usize)> = Vec::new();
-    let mut sorted: Vec<&StateResult> = results.iter().filter(|r| r.violation).collect();
+/// A crash window: consecutive landed-write counts with one outcome.
+#[derive(Debug, PartialEq, Eq)]
+struct Window {
+    kind: &'static str,
+    outcome: String,
+    first: usize,
+    last: usize,
+}
+
+impl Window {
+    /// `write 329` or `writes 329–341`.
+    fn range(&self) -> String {
+        if self.first == self.last {
+            format!("write {}", self.first)
+        } else {
+            format!("writes {}\u{2013}{}", self.first, self.last)
+        }
+    }
+}
+
+/// Violations and findings grouped into windows of consecutive landed-write
+/// counts, in write order.
+fn windows(results: &[StateResult]) -> Vec<Window> {
+    let mut windows: Vec<Window> = Vec::new();
+    let mut sorted: Vec<&StateResult> = results.iter().filter(|r| r.kind() != "ok").collect();
     sorted.sort_by_key(|r| (r.outcome.clone(), r.writes_landed));
     for r in sorted {
         match windows.last_mut() {
-            Some((o, _, hi)) if *o == r.outcome && r.writes_landed <= *hi + 1 => *hi = r.writes_landed.max(*hi),
-            _ => windows.push((r.outcome.clone(), r.writes_landed, r.writes_landed)),
+            Some(w) if w.outcome == r.outcome && r.writes_landed <= w.last + 1 => w.last = r.writes_landed.max(w.last),
+            _ => windows.push(Window {
+                kind: r.kind(),
+                outcome: r.outcome.clone(),
+                first: r.writes_landed,
+                last: r.writes_landed,
+            }),
         }
     }
-    if windows.is_empty() {
-        println!("no invariant was violated at any crash point");
-        return;
-    }
-    println!("crash windows (after how many writes of the operation power was lost):");
-    for (outcome, lo, hi) in windows {
-        println!("  writes {lo}..={hi}: {outcome}");
+    windows.sort_by(|a, b| (a.first, a.last, &a.outcome).cmp(&(b.first, b.last, &b.outcome)));
+    windows
+}
+
+fn windows_json(results: &[StateResult]) -> serde_json::Value {
+    windows(results)
+        .iter()
+        .map(|w| serde_json::json!({ "kind": w.kind, "first_write": w.first, "last_write": w.last, "outcome": w.outcome }))
+        .collect()
+}
+
+/// The windows, invariant violations first, then the repairable findings.
+fn print_windows(results: &[StateResult]) {
+    let windows = windows(results);
+    for (kind, title) in [
+        ("violation", "invariant violations"),
+        ("finding", "FAT findings (repairable by fsck.fat -a; no invariant violated)"),
+    ] {
+        let of_kind: Vec<&Window> = windows.iter().filter(|w| w.kind == kind).collect();
+        if of_kind.is_empty() {
+            continue;
+        }
+        println!("{title}, by crash window (after how many writes of the operation power was lost):");
+        for w in of_kind {
+            println!("  {}: {}", w.range(), w.outcome);
+        }
     }
 }
 
@@ -184,10 +307,12 @@ pub fn report(args: ReportArgs) -> Result<Status, Failure> {
     }
     results.sort_by_key(|r| r.id);
     results.dedup_by_key(|r| r.id);
+    let verdict = Verdict::of(&results);
+    println!("{}", verdict.line(None));
     println!("{} crash states from {} file(s), {seconds:.2} s of checking", results.len(), args.files.len());
     print!("{}", render_table(&results));
     print_windows(&results);
-    Ok(Status::Success)
+    Ok(verdict.status())
 }
 
 #[cfg(test)]

@@ -8,7 +8,10 @@
 //!   new one for operations that install it);
 //! - the configuration is the old or the new one, never a mix, never the
 //!   defaults when one was saved;
-//! - no FAT damage that `fsck.fat` would report (checked on a sample).
+//!
+//! and, on a sample, runs `fsck.fat -n` on the banks: what it reports is a
+//! *finding* (repairable FAT damage, [`StateResult::finding`]), not a
+//! violation.
 //!
 //! ```text
 //!   setup ─► base disk (pre-op) ──fork──► WriteLog ─► op ─► log of writes/flushes
@@ -126,6 +129,28 @@ pub struct StateResult {
     pub writes_landed: usize,
     /// Whether the last write was torn.
     pub torn: bool,
+    /// Whether `fsck.fat -n` checked this state's banks (sampled by
+    /// `fsck_every`, and only when fsck.fat answered).
+    #[serde(default)]
+    pub fsck_checked: bool,
+    /// A repairable FAT finding of `fsck.fat -n` (its first complaint,
+    /// `bank N: ...`): not an invariant violation by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
+}
+
+impl StateResult {
+    /// What kind of result this is: `violation` (an invariant is violated),
+    /// `finding` (only a repairable FAT finding) or `ok`.
+    pub fn kind(&self) -> &'static str {
+        if self.violation {
+            "violation"
+        } else if self.finding.is_some() || self.outcome.starts_with("finding:") {
+            "finding"
+        } else {
+            "ok"
+        }
+    }
 }
 
 /// A prepared exploration: the base disk, the operation's log and the
@@ -139,6 +164,7 @@ pub struct Exploration {
     old_saved: Vec<(String, Vec<u8>)>,
     new_saved: Vec<(String, Vec<u8>)>,
     seed: u64,
+    payload_mb: f64,
     /// Setup steps (as scenario JSON) that reproduce the pre-operation state.
     pub setup_steps: Vec<serde_json::Value>,
     /// The operation's step (as scenario JSON).
@@ -345,6 +371,7 @@ impl Exploration {
             old_saved,
             new_saved,
             seed,
+            payload_mb: options.payload_mb,
             setup_steps,
             op_step,
             op: options.op,
@@ -384,6 +411,8 @@ impl Exploration {
             violation,
             writes_landed,
             torn,
+            fsck_checked: false,
+            finding: None,
         };
         if let Err(e) = apply_crash_state(&mut disk, &self.log, state) {
             return result(format!("error: cannot apply the crash state: {e}"), true);
@@ -412,15 +441,23 @@ impl Exploration {
         } else {
             "mixed config"
         };
-        let mut violation = matches!(config, "config lost (defaults)" | "mixed config");
+        let violation = matches!(config, "config lost (defaults)" | "mixed config");
         let mut outcome = format!("{which_build}, {config}");
-        if fsck {
-            if let Some(complaint) = fsck_banks(&mut disk) {
-                violation = true;
-                outcome.push_str(&format!(", fsck: {complaint}"));
-            }
+        let answer = if fsck { fsck_answer(&mut disk) } else { None };
+        let finding = answer.clone().flatten();
+        if let Some(complaint) = &finding {
+            outcome.push_str(&format!(", fsck: {complaint}"));
         }
-        result(if violation { format!("violation: {outcome}") } else { format!("ok: {outcome}") }, violation)
+        // A FAT finding alone is repairable (`fsck.fat -a`): a finding, not
+        // a violation.
+        let prefix = if violation {
+            "violation"
+        } else if finding.is_some() {
+            "finding"
+        } else {
+            "ok"
+        };
+        StateResult { fsck_checked: answer.is_some(), finding, ..result(format!("{prefix}: {outcome}"), violation) }
     }
 
     /// Checks every state of this shard (in parallel on all cores).
@@ -482,7 +519,7 @@ impl Exploration {
         Some(serde_json::json!({
             "description": format!("Crash-point exploration of {}: {} — {}", self.op.name(), result.description, result.outcome),
             "references": ["visorsim explore"],
-            "disk": { "seed": self.seed, "payload_mb": 0.3 },
+            "disk": { "seed": self.seed, "payload_mb": self.payload_mb },
             "steps": steps,
         }))
     }
@@ -494,6 +531,13 @@ impl Exploration {
 /// its time limit). Each bank is written to a sparse temporary file holding
 /// only its stored chunks.
 pub fn fsck_banks(disk: &mut MemDisk) -> Option<String> {
+    fsck_answer(disk).flatten()
+}
+
+/// [`fsck_banks`], telling "no answer" (`None`: fsck.fat missing, failed to
+/// run, or a bank not found) from "checked" (`Some`: the first complaint, if
+/// any).
+fn fsck_answer(disk: &mut MemDisk) -> Option<Option<String>> {
     use visorsim_tools::fsck_fat::{Complaint, FsckFat};
     let ss = disk.sector_size().bytes_u64();
     let volumes = visorsim_boot::volume::scan_volumes(disk).volumes;
@@ -515,10 +559,10 @@ pub fn fsck_banks(disk: &mut MemDisk) -> Option<String> {
                 Some(Complaint { file: None, message }) => message.to_owned(),
                 None => "fsck.fat failed".to_owned(),
             };
-            return Some(format!("bank {number}: {what}"));
+            return Some(Some(format!("bank {number}: {what}")));
         }
     }
-    None
+    Some(None)
 }
 
 /// `/state.1002/LOCAL.TGZ` -> `/state.$$/local.tgz`: names made by backup.sh
