@@ -1,6 +1,7 @@
-//! `visorsim run FILE...`: play scenario files, print their timelines, exit
-//! non-zero when an expectation is unmet (showing expected vs actual) or a
-//! file is invalid (with its line and column).
+//! `visorsim run FILE...`: play scenario files, print their timelines and a
+//! total (`scenarios: N passed, M failed`), exit non-zero when an
+//! expectation is unmet (showing expected vs actual) or a file is invalid
+//! (with its line and column).
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ pub struct RunArgs {
     /// Scenario files (JSON; see scenarios/README.md).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Print each result as JSON.
+    /// Print each result as JSON, one line per file (no total line).
     #[arg(long)]
     json: bool,
 }
@@ -41,6 +42,11 @@ pub fn run(args: RunArgs) -> Result<Status, Failure> {
         if !result.passed() {
             failed += 1;
         }
+    }
+    if !args.json {
+        // Prefixed: a bare "N passed, M failed" line reads as a test
+        // runner's summary to CI log parsers.
+        println!("scenarios: {} passed, {failed} failed", args.files.len() - failed);
     }
     Ok(if failed == 0 { Status::Success } else { Status::Unmet })
 }
