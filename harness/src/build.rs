@@ -31,7 +31,7 @@ pub struct BuildArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Compressed size of s.v00 in MB (other modules scale with it).
-    #[arg(long, conflicts_with = "realistic", default_value_t = 4)]
+    #[arg(long, conflicts_with = "realistic", default_value_t = 1)]
     payload_mb: u64,
     /// s.v00 of about 124 MB compressed, like a real ESXi 5.0 image.
     #[arg(long)]
