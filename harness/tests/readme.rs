@@ -168,3 +168,62 @@ fn scenario_references_into_docs_resolve() {
     assert!(checked > 0, "no scenario file cites docs/: are the scenarios where they were?");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// The relative links `[text](path#anchor)` of a Markdown page (outside code
+/// blocks and code spans), web links left out.
+fn relative_links(page: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut in_code = false;
+    for line in page.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        // Drop code spans, whose brackets are not links.
+        let text: String = line.split('`').step_by(2).collect::<Vec<_>>().join("");
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("](") {
+            rest = &rest[at + 2..];
+            let Some(end) = rest.find(')') else { break };
+            let target = &rest[..end];
+            if !target.contains("://") && !target.starts_with("mailto:") {
+                links.push(target.to_owned());
+            }
+            rest = &rest[end..];
+        }
+    }
+    links
+}
+
+#[test]
+fn readme_and_docs_links_resolve() {
+    let root = root();
+    let mut pages = vec![root.join("README.md"), root.join("CONTRIBUTING.md"), root.join("scenarios/README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .expect("docs/ exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 5, "docs/ should hold README, architecture, bootloader, host and field-bugs");
+    pages.extend(docs);
+    let mut problems = Vec::new();
+    for page in &pages {
+        let text = read(page);
+        let dir = page.parent().expect("a page is in a directory");
+        let shown = page.strip_prefix(&root).unwrap_or(page).display();
+        for link in relative_links(&text) {
+            let (file, anchor) = link.split_once('#').unwrap_or((&link, ""));
+            let target = if file.is_empty() { page.clone() } else { dir.join(file) };
+            if !target.exists() {
+                problems.push(format!("{shown}: link `{link}`: no such file"));
+            } else if !anchor.is_empty() && target.is_file() && !anchors(&read(&target)).contains(anchor) {
+                problems.push(format!("{shown}: link `{link}`: no section `#{anchor}` there"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
