@@ -236,10 +236,14 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
     if let Some(recorded) = recorded.filter(|r| *r != current) {
         let sidecar = sidecar(image);
         if !matches!(args.step, Step::Boot { .. }) {
+            let differences = recorded.differences(&current);
             return Err(Failure::msg(format!(
-                "{} belongs to another image (saved with {recorded}; {} is {current}): the image was rebuilt or \
-                 changed by another tool; remove {} or run `visorsim host {} boot` to start a new host on this image",
+                "{} belongs to another image ({} {}: saved with {recorded}; {} is {current}): the image was \
+                 rebuilt or changed by another tool; remove {} or run `visorsim host {} boot` to start a new host on \
+                 this image",
                 sidecar.display(),
+                differences.join(", "),
+                if differences.len() == 1 { "differs" } else { "differ" },
                 image.display(),
                 sidecar.display(),
                 image.display()

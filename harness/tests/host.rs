@@ -105,6 +105,10 @@ fn host_state_of_another_image_is_refused() {
         assert_eq!(out.status.code(), Some(1), "{step:?}: {}{err}", stdout(&out));
         assert!(err.contains("h.img.host.json belongs to another image"), "{err}");
         assert!(err.contains("saved with size ") && err.contains("h.img is size "), "names both: {err}");
+        assert!(
+            err.contains("(BANK5 boot.cfg, BANK5 state.tgz, BANK6 boot.cfg, BANK6 state.tgz differ: "),
+            "what differs: {err}"
+        );
         assert!(err.contains("remove ") && err.contains("host.json or run `visorsim host "), "says the fix: {err}");
         assert!(err.contains("h.img boot`"), "{err}");
         assert!(!stdout(&out).contains("6.7.0-1.0.2000"), "no stale build shown");
@@ -124,7 +128,7 @@ fn host_state_of_another_image_is_refused() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = h.try_step(&["status"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stderr(&out).contains("belongs to another image"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("belongs to another image (BANK6 boot.cfg differs: "), "{}", stderr(&out));
 }
 
 /// Issue 14.2: `boot` on a running host is refused (nothing changes), and

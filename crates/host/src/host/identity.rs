@@ -76,6 +76,34 @@ impl DiskIdentity {
     }
 }
 
+impl DiskIdentity {
+    /// What differs between `self` and `other`: `size`, `partition table`,
+    /// `BANK5 boot.cfg`, `BANK6 state.tgz`... (empty when they are equal).
+    pub fn differences(&self, other: &DiskIdentity) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.bytes != other.bytes {
+            found.push("size".to_owned());
+        }
+        if self.partition_table != other.partition_table {
+            found.push("partition table".to_owned());
+        }
+        for number in [5u32, 6] {
+            let bank = |id: &DiskIdentity| id.banks.iter().find(|b| b.number == number).cloned();
+            let (a, b) = (bank(self), bank(other));
+            let field = |f: fn(&BankIdentity) -> Option<String>| (a.as_ref().and_then(f), b.as_ref().and_then(f));
+            let (x, y) = field(|b| b.boot_cfg.clone());
+            if x != y {
+                found.push(format!("BANK{number} boot.cfg"));
+            }
+            let (x, y) = field(|b| b.state_tgz.clone());
+            if x != y {
+                found.push(format!("BANK{number} state.tgz"));
+            }
+        }
+        found
+    }
+}
+
 impl fmt::Display for DiskIdentity {
     /// `size 1073741824 B, partition table 0123..., BANK5 boot.cfg abcd... state.tgz none, BANK6 ...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,8 +143,11 @@ mod tests {
         assert!(blank.banks.iter().all(|b| b.boot_cfg.is_none() && b.state_tgz.is_none()), "{blank:?}");
         a.write_sectors(1, &[0x45; 512]).unwrap();
         assert_ne!(DiskIdentity::of(&mut a).partition_table, blank.partition_table);
+        assert_eq!(DiskIdentity::of(&mut a).differences(&blank), ["partition table"]);
         let mut b = MemDisk::new(65, SectorSize::S512);
         assert_ne!(DiskIdentity::of(&mut b), blank);
+        assert_eq!(DiskIdentity::of(&mut b).differences(&blank), ["size"]);
+        assert!(blank.differences(&blank).is_empty());
         assert!(blank.to_string().starts_with("size 32768 B, partition table "), "{blank}");
         assert!(blank.to_string().ends_with(", BANK6 boot.cfg none state.tgz none"), "{blank}");
     }
