@@ -3,13 +3,15 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use visorsim_scenario::explore::{tally, write_reproducers, Exploration, ExploreOptions, StateResult};
 
 use crate::args::OperationArg;
 use crate::failure::{Context, Failure, Status};
+use crate::progress::Progress;
 
 /// Arguments of `visorsim explore`.
 #[derive(Args, Debug)]
@@ -45,6 +47,9 @@ pub struct ExploreArgs {
     /// JSON lines: one per crash state, then a summary line.
     #[arg(long)]
     json: bool,
+    /// No progress bar or progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// A `--shard` that is not `i/N` with `0 <= i < N` (clap prints it after
@@ -94,7 +99,7 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let exploration = Exploration::prepare(&options)
         .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", op.name())))?;
     let started = Instant::now();
-    let results = exploration.run(&options);
+    let results = run_with_progress(&exploration, &options, args.quiet);
     let seconds = started.elapsed().as_secs_f64();
     let writes = exploration.log().iter().filter(|e| matches!(e, visorsim_disk::LoggedIo::Write { .. })).count();
     let flushes = exploration.log().len() - writes;
@@ -135,6 +140,27 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         }
     }
     Ok(verdict.status())
+}
+
+/// [`Exploration::run`] with a progress bar or progress lines on stderr
+/// (see `progress.rs`).
+fn run_with_progress(exploration: &Exploration, options: &ExploreOptions, quiet: bool) -> Vec<StateResult> {
+    let total = exploration.selected(options) as u64;
+    let checked = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut progress = Progress::counting("checking crash states", quiet);
+            while !done.load(Ordering::Relaxed) {
+                progress.update(checked.load(Ordering::Relaxed) as u64, total);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            progress.finish();
+        });
+        let results = exploration.run_counting(options, &checked);
+        done.store(true, Ordering::Relaxed);
+        results
+    })
 }
 
 /// What was checked and what was found, over a set of crash states.

@@ -1,4 +1,5 @@
-//! Progress of a long step (generating system modules): a bar on a
+//! Progress of a long step (generating system modules, checking crash
+//! states): a bar on a
 //! terminal, else one line every few seconds on stderr, so a log (CI, a
 //! pipe) shows the work going on instead of nothing.
 //!
@@ -21,6 +22,7 @@ pub const INTERVAL: Duration = Duration::from_secs(5);
 /// The progress of one step.
 pub struct Progress {
     label: String,
+    bytes: bool,
     bar: Option<ProgressBar>,
     lines: Option<(Duration, Instant)>,
 }
@@ -29,16 +31,29 @@ impl Progress {
     /// A bar (stderr is a terminal), progress lines (it is not), or nothing
     /// (`quiet`).
     pub fn new(label: &str, quiet: bool) -> Progress {
-        let mut progress = Progress { label: label.to_owned(), bar: None, lines: None };
+        Progress::with_unit(label, quiet, true)
+    }
+
+    /// [`Progress::new`] counting items (crash states) instead of bytes.
+    pub fn counting(label: &str, quiet: bool) -> Progress {
+        Progress::with_unit(label, quiet, false)
+    }
+
+    fn with_unit(label: &str, quiet: bool, bytes: bool) -> Progress {
+        let mut progress = Progress { label: label.to_owned(), bytes, bar: None, lines: None };
         if quiet {
             return progress;
         }
         if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(if bytes {
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})"
+                } else {
+                    "{msg} [{bar:30}] {pos}/{len} ({per_sec}, {eta})"
+                })
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(label.to_owned());
             progress.bar = Some(bar);
@@ -62,7 +77,11 @@ impl Progress {
         if let Some((interval, last)) = &mut self.lines {
             if last.elapsed() >= *interval {
                 let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
-                eprintln!("{}: {} of {} ({percent}%)", self.label, HumanBytes(done), HumanBytes(total));
+                if self.bytes {
+                    eprintln!("{}: {} of {} ({percent}%)", self.label, HumanBytes(done), HumanBytes(total));
+                } else {
+                    eprintln!("{}: {done} of {total} ({percent}%)", self.label);
+                }
                 *last = Instant::now();
             }
         }

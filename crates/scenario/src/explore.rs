@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::{ModuleCache, Outcome};
@@ -462,6 +463,17 @@ impl Exploration {
 
     /// Checks every state of this shard (in parallel on all cores).
     pub fn run(&self, options: &ExploreOptions) -> Vec<StateResult> {
+        self.run_counting(options, &AtomicUsize::new(0))
+    }
+
+    /// The number of crash states of this shard ([`Exploration::run`] checks them).
+    pub fn selected(&self, options: &ExploreOptions) -> usize {
+        self.states.iter().filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index)).count()
+    }
+
+    /// [`Exploration::run`], adding 1 to `checked` for each state checked
+    /// (for a progress display on another thread).
+    pub fn run_counting(&self, options: &ExploreOptions, checked: &AtomicUsize) -> Vec<StateResult> {
         let selected: Vec<&CrashState> =
             self.states.iter().filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index)).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(selected.len().max(1));
@@ -475,7 +487,9 @@ impl Exploration {
                         part.iter()
                             .map(|s| {
                                 let fsck = options.fsck_every > 0 && s.id % options.fsck_every == 0;
-                                self.check(s, &mut cache, fsck)
+                                let result = self.check(s, &mut cache, fsck);
+                                checked.fetch_add(1, Ordering::Relaxed);
+                                result
                             })
                             .collect::<Vec<_>>()
                     })
