@@ -111,17 +111,12 @@ pub fn import(args: ImportArgs) -> Result<Status, Failure> {
 
 /// The output format an export's file name asks for.
 fn format_of_extension(out: &Path) -> Result<ImageFormat, Failure> {
-    let ext = out.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("vmdk") => Ok(ImageFormat::Vmdk),
-        Some("qcow2") => Ok(ImageFormat::Qcow2),
-        Some("vhdx") => Ok(ImageFormat::Vhdx),
-        Some("img" | "raw") => Ok(ImageFormat::Raw),
-        _ => Err(Failure::msg(format!(
+    ImageFormat::from_extension(out).ok_or_else(|| {
+        Failure::msg(format!(
             "Cannot tell the output format from the name {} (not .vmdk, .qcow2, .vhdx, .img or .raw): give --format",
             out.display()
-        ))),
-    }
+        ))
+    })
 }
 
 /// Refuses to replace an existing `out` unless `force` (`--force`).

@@ -178,6 +178,16 @@ impl ImageFormat {
         ImageFormat::ALL.into_iter().find(|f| f.qemu_name() == name)
     }
 
+    /// The format a file name's extension names, ignoring ASCII case:
+    /// `.vmdk`, `.qcow2`, `.vhdx`, and `.img` or `.raw` for raw.
+    pub fn from_extension(path: &Path) -> Option<ImageFormat> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "img" | "raw" => Some(ImageFormat::Raw),
+            other => ImageFormat::ALL.into_iter().find(|f| f.name() == other && *f != ImageFormat::Raw),
+        }
+    }
+
     /// Whether `qemu-img check` can verify images of this format (raw has
     /// no metadata to check).
     pub const fn is_checkable(self) -> bool {
@@ -496,6 +506,19 @@ mod tests {
         let err = "vdi".parse::<ImageFormat>().unwrap_err();
         assert!(matches!(err, QemuError::Parse { .. }), "{err}");
         assert!(err.to_string().contains("vdi"), "{err}");
+    }
+
+    #[test]
+    fn extensions_name_formats() {
+        let of = |name: &str| ImageFormat::from_extension(Path::new(name));
+        assert_eq!(of("a/disk.vmdk"), Some(ImageFormat::Vmdk));
+        assert_eq!(of("disk.QCOW2"), Some(ImageFormat::Qcow2));
+        assert_eq!(of("disk.vhdx"), Some(ImageFormat::Vhdx));
+        assert_eq!(of("disk.img"), Some(ImageFormat::Raw));
+        assert_eq!(of("disk.raw"), Some(ImageFormat::Raw));
+        for none in ["disk", "disk.bin", ".vmdk", "disk.vmdk.gz"] {
+            assert_eq!(of(none), None, "{none}");
+        }
     }
 
     #[test]
