@@ -207,11 +207,7 @@ impl Verdict {
         let fsck = match (self.fsck_checked, fsck_every.into()) {
             (0, Some(0)) => "fsck.fat not run (--fsck-every 0)".to_owned(),
             (0, Some(_)) => "fsck.fat checked none of them (not installed, or no state sampled)".to_owned(),
-            (n, _) => format!(
-                "fsck.fat checked {n} of them: {} repairable FAT finding{}",
-                self.findings,
-                if self.findings == 1 { "" } else { "s" }
-            ),
+            (n, _) => format!("fsck.fat checked {n} of them: {} with a repairable FAT finding", self.findings),
         };
         format!("verdict: {result}; {fsck}")
     }
