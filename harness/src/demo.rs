@@ -54,7 +54,7 @@ pub struct DemoArgs {
     /// Seed of the whole run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Replace a previous demo's image in --dir.
+    /// Replace an esxi6.img in --dir that no demo made (a previous demo's is replaced anyway).
     #[arg(long)]
     force: bool,
 }
