@@ -94,6 +94,20 @@ impl Failure {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(Failure::CODE)
     }
+
+    /// Whether an I/O error in the cause chain is a broken pipe: stdout's
+    /// reader went away (`visorsim ... | head`), which ends a command
+    /// quietly rather than as a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        let mut next: Option<&(dyn Error + 'static)> = self.source.as_deref().map(|e| e as _);
+        while let Some(e) = next {
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return true;
+            }
+            next = e.source();
+        }
+        false
+    }
 }
 
 impl fmt::Display for Failure {
@@ -125,6 +139,15 @@ mod tests {
     use visorsim_boot::boot::Outcome;
 
     use super::*;
+
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_chain_is_recognised() {
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(Failure::with("Writing the report", pipe).is_broken_pipe());
+        let other = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(!Failure::with("Opening x", other).is_broken_pipe());
+        assert!(!Failure::msg("no").is_broken_pipe());
+    }
 
     /// The codes the README and `main`'s table list.
     #[test]

@@ -14,6 +14,10 @@
 //! | 5 | `boot`: mboot stopped with a fatal error (a module or boot.cfg failed to load) |
 //! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
 //! | 7 | `run`: a scenario's expectation was not met |
+//!
+//! A closed stdout (`visorsim ... | head -1`) ends any command quietly with
+//! exit 0, whether the write failed in a `println!` (see [`quiet_on_broken_pipe`])
+//! or came back as an error (see [`failure::Failure::is_broken_pipe`]).
 
 mod args;
 mod boot;
@@ -24,6 +28,7 @@ mod explore;
 mod failure;
 mod host;
 mod inspect;
+mod progress;
 mod run;
 
 use std::process::ExitCode;
@@ -63,6 +68,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),
@@ -78,9 +84,36 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(status) => status.into(),
+        Err(failure) if failure.is_broken_pipe() => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("visorsim: {failure}");
             failure.exit_code()
         }
     }
+}
+
+/// Makes a write to a closed stdout end the process quietly with exit 0,
+/// for every command, whichever module printed: Rust ignores SIGPIPE, so
+/// `println!` on a pipe whose reader is gone (`| head -1`) panics with
+/// "failed printing to stdout: Broken pipe"; this hook exits instead of
+/// reporting that panic (from any thread). Every other panic goes to the
+/// default hook unchanged.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(is_stdout_broken_pipe) {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+/// Whether a panic message is std's for a `print!` to a closed pipe.
+fn is_stdout_broken_pipe(message: &str) -> bool {
+    let broken = std::io::Error::from(std::io::ErrorKind::BrokenPipe).to_string();
+    message.starts_with("failed printing to stdout")
+        && (message.contains("Broken pipe") || message.contains("os error 32") || message.contains(&broken))
 }

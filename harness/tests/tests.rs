@@ -7,5 +7,8 @@
 mod bad_input;
 mod boot;
 mod cli;
+mod epipe;
+mod four_kn;
 mod host;
+mod outputs;
 mod util;
