@@ -13,7 +13,7 @@
 //! | 4 | `boot`: "No hypervisor found." |
 //! | 5 | `boot`: mboot stopped with a fatal error (a module or boot.cfg failed to load) |
 //! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
-//! | 7 | `run`: a scenario's expectation was not met |
+//! | 7 | `run`: a scenario's expectation was not met; `explore`, `report`: an invariant was violated at a crash point |
 //!
 //! A closed stdout (`visorsim ... | head -1`) ends any command quietly with
 //! exit 0, whether the write failed in a `println!` (see [`quiet_on_broken_pipe`])
@@ -22,6 +22,7 @@
 mod args;
 mod boot;
 mod build;
+mod cache;
 mod convert;
 mod demo;
 mod explore;
@@ -65,6 +66,8 @@ enum Command {
     Export(convert::ExportArgs),
     /// Convert a vmdk, qcow2, vhdx or raw image into a raw disk image.
     Import(convert::ImportArgs),
+    /// Show the payload cache's directory and size, or remove visorsim's files from it.
+    Cache(cache::CacheArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args),
         Command::Export(args) => convert::export(args),
         Command::Import(args) => convert::import(args),
+        Command::Cache(args) => cache::run(args),
     };
     match result {
         Ok(status) => status.into(),
