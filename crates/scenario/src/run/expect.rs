@@ -21,19 +21,19 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     if let Some(bank) = e.booted_bank {
         let actual = w.last_boot.as_ref().and_then(|b| b.selected);
         if actual != Some(bank) {
-            mismatch("booted_bank", bank.to_string(), format!("{actual:?}"));
+            mismatch("booted_bank", bank.to_string(), shown(actual, "no bank booted"));
         }
     }
     if let Some(build) = &e.booted_build {
         let actual = running.map(|r| r.build.clone());
         if actual.as_deref() != Some(build.as_str()) {
-            mismatch("booted_build", build.clone(), format!("{actual:?}"));
+            mismatch("booted_build", build.clone(), shown(actual, "not running"));
         }
     }
     if let Some(outcome) = e.outcome {
         let actual = w.last_boot.as_ref().map(|b| BootOutcome::of(&b.outcome));
         if actual != Some(outcome) {
-            mismatch("outcome", outcome.name().to_owned(), format!("{:?}", actual.map(BootOutcome::name)));
+            mismatch("outcome", outcome.name().to_owned(), shown(actual.map(BootOutcome::name), "no boot yet"));
         }
     }
     if !e.bank_states.is_empty() {
@@ -53,13 +53,17 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     for (key, want) in &e.config {
         let actual = lookup(&w.host, key);
         if actual.as_deref() != Some(want.as_str()) {
-            mismatch(&format!("config {key}"), want.clone(), format!("{actual:?}"));
+            mismatch(&format!("config {key}"), want.clone(), quoted(actual.as_deref(), "not set"));
         }
     }
     for (key, not) in &e.config_absent {
         let actual = lookup(&w.host, key);
         if actual.as_deref() == Some(not.as_str()) {
-            mismatch(&format!("config {key} absent"), format!("anything but {not:?}"), format!("{actual:?}"));
+            mismatch(
+                &format!("config {key} absent"),
+                format!("anything but {not:?}"),
+                quoted(actual.as_deref(), "not set"),
+            );
         }
     }
     for text in &e.log_contains {
@@ -77,7 +81,7 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     if let Some(text) = &e.error_contains {
         match last_error {
             Some(err) if err.contains(text.as_str()) => {}
-            other => mismatch("error_contains", text.clone(), format!("{other:?}")),
+            other => mismatch("error_contains", text.clone(), quoted(other.map(String::as_str), "no error")),
         }
     }
     if let Some(kind) = e.error_kind {
@@ -92,8 +96,18 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     }
     if let Some(ok) = e.step_ok {
         if ok != w.last_error.is_none() {
-            mismatch("step_ok", ok.to_string(), format!("{last_error:?}"));
+            mismatch("step_ok", ok.to_string(), quoted(last_error.map(String::as_str), "no error"));
         }
     }
     out
+}
+
+/// A found value as a mismatch shows it: the value, or what its absence means.
+fn shown(value: Option<impl std::fmt::Display>, absent: &str) -> String {
+    value.map_or_else(|| absent.to_owned(), |v| v.to_string())
+}
+
+/// A found text, quoted, or what its absence means.
+fn quoted(value: Option<&str>, absent: &str) -> String {
+    value.map_or_else(|| absent.to_owned(), |v| format!("{v:?}"))
 }
