@@ -80,7 +80,10 @@ fn outcome(report: &BootReport) -> String {
         visorsim_boot::boot::Outcome::LoadFailed { status, module } => {
             format!("Fatal error: {status} ({})", module.as_deref().unwrap_or("?"))
         }
-        other => format!("{other:?}"),
+        visorsim_boot::boot::Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
+        visorsim_boot::boot::Outcome::ChainloadFailed => {
+            format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0))
+        }
     }
 }
 

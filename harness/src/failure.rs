@@ -13,7 +13,7 @@
 //! | 4 | [`Status::NoHypervisor`]: a boot found no hypervisor |
 //! | 5 | [`Status::LoadFailed`]: mboot stopped with a fatal error |
 //! | 6 | [`Status::ChainloadFailed`]: the selected bank failed to chainload |
-//! | 7 | [`Status::Unmet`]: `run`: a scenario's expectation was not met |
+//! | 7 | [`Status::Unmet`]: `run`: a scenario's expectation was not met; `explore`, `report`: an invariant was violated at a crash point |
 
 use std::error::Error;
 use std::fmt;
@@ -35,7 +35,7 @@ pub enum Status {
     LoadFailed,
     /// Exit code 6: the selected bank failed to chainload ("ESX version is unknown.").
     ChainloadFailed,
-    /// Exit code 7: a scenario's expectation was not met.
+    /// Exit code 7: a scenario's expectation was not met, or a crash state violated an invariant.
     Unmet,
 }
 

@@ -46,7 +46,7 @@ pub enum SimError {
         source: std::io::Error,
     },
     /// Installing the image on a fresh disk failed.
-    #[error("Installing build {build} on a fresh {layout:?} disk failed")]
+    #[error("Installing build {build} on a fresh {} disk failed", layout.name())]
     Install {
         /// The build number.
         build: u32,
