@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use visorsim_disk::FileDisk;
 use visorsim_image::install::{install_fresh, InstallOptions};
@@ -17,6 +16,7 @@ use visorsim_scenario::size::parse_size;
 use crate::args::{LayoutArg, SectorSizeArg};
 use crate::convert::refuse_existing;
 use crate::failure::{Context, Failure, Status};
+use crate::progress::Progress;
 
 /// Arguments of `visorsim build`.
 #[derive(Args, Debug)]
@@ -104,19 +104,11 @@ pub fn run(args: BuildArgs) -> Result<Status, Failure> {
     let sector_size = args.sector_size.sector_size();
     let cache = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
 
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message("generating system modules");
-    let image = SystemImage::build(&spec, cache.as_deref(), &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .context(|| "Building the system image".to_owned())?;
-    bar.finish_and_clear();
+    // A bar on a terminal, a line every few seconds on stderr otherwise.
+    let mut progress = Progress::new("generating system modules", false);
+    let image = SystemImage::build(&spec, cache.as_deref(), &mut |done, total| progress.update(done, total))
+        .context(|| "Building the system image".to_owned())?;
+    progress.finish();
 
     let options = InstallOptions { layout, size: args.size, sector_size, seed: args.seed };
     let (disk, installed) =

@@ -223,3 +223,19 @@ fn cache_shows_its_dir_and_size_and_cleans_only_its_files() {
     left.sort();
     assert_eq!(left, ["notes.txt", "s.v00-keep.gz", "x.img"], "only visorsim's cache files go");
 }
+
+/// `build` whose stderr is not a terminal prints progress lines (it used to
+/// draw an invisible bar, and nothing reached a log).
+#[test]
+fn build_prints_progress_lines_when_stderr_is_not_a_terminal() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("b.img");
+    let out = visorsim_with_cache(
+        cache.path(),
+        &["build", "--no-cache", "--payload-mb", "1", "--out", out_path.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l.starts_with("generating system modules: ") && l.contains(" of ")), "{err}");
+}
