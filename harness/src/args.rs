@@ -7,7 +7,8 @@
 use std::fs::File;
 use std::path::Path;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
+use visorsim_boot::boot::{BootOptions, ShiftR};
 use visorsim_boot::safeboot::Answer;
 use visorsim_disk::SectorSize;
 use visorsim_media::layout::Layout;
@@ -162,5 +163,38 @@ mod tests {
             assert_eq!(name(v), v.sector_size().bytes().to_string());
         }
         assert_eq!(AnswerArg::value_variants().iter().map(|&v| name(v)).collect::<Vec<_>>(), ["yes", "no"]);
+    }
+}
+
+/// The bootloader's own flags, the same on `visorsim boot` and on
+/// `visorsim host IMAGE boot|reboot`.
+#[derive(Args, Clone, Debug)]
+pub struct LoaderFlags {
+    /// Hold Shift+R as safeboot starts (`safeboot -r`): one scan, then roll back.
+    #[arg(long, conflicts_with = "shift_r_in_mboot")]
+    pub shift_r: bool,
+    /// Press Shift+R during mboot's countdown: a second scan after the first one's writes.
+    #[arg(long)]
+    pub shift_r_in_mboot: bool,
+    /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
+    #[arg(long, value_enum, default_value_t = AnswerArg::Yes)]
+    pub answer: AnswerArg,
+    /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
+    #[arg(long)]
+    pub fake_write_error: bool,
+}
+
+impl LoaderFlags {
+    /// The bootloader's options these flags ask for (everything else default).
+    pub fn boot_options(&self) -> BootOptions {
+        let answer = self.answer.answer();
+        let shift_r = if self.shift_r {
+            ShiftR::AtSafeboot(answer)
+        } else if self.shift_r_in_mboot {
+            ShiftR::InMboot(answer)
+        } else {
+            ShiftR::None
+        };
+        BootOptions { shift_r, fake_write_error: self.fake_write_error, ..Default::default() }
     }
 }

@@ -7,12 +7,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use visorsim_boot::boot::{boot, BootOptions, BootReport, Outcome, ShiftR};
+use visorsim_boot::boot::{boot, BootOptions, BootReport, Outcome};
 use visorsim_boot::safeboot::{state_name, Level, Verdict, WriteReason};
 use visorsim_boot::volume::PartKind;
 use visorsim_disk::{BlockDevice, FileDisk, Overlay};
 
-use crate::args::{AnswerArg, SectorSizeArg};
+use crate::args::{LoaderFlags, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim boot`.
@@ -20,18 +20,8 @@ use crate::failure::{Context, Failure, Status};
 pub struct BootArgs {
     /// Raw disk image (changed in place like a real boot, unless --dry-run).
     image: PathBuf,
-    /// Hold Shift+R as safeboot starts (`safeboot -r`): one scan, then roll back.
-    #[arg(long, conflicts_with = "shift_r_in_mboot")]
-    shift_r: bool,
-    /// Press Shift+R during mboot's countdown: a second scan after the first one's writes.
-    #[arg(long)]
-    shift_r_in_mboot: bool,
-    /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
-    #[arg(long, value_enum, default_value_t = AnswerArg::Yes)]
-    answer: AnswerArg,
-    /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
-    #[arg(long)]
-    fake_write_error: bool,
+    #[command(flatten)]
+    loader: LoaderFlags,
     /// Boot without changing the image (writes are kept in memory).
     #[arg(long)]
     dry_run: bool,
@@ -50,20 +40,11 @@ pub struct BootArgs {
 /// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX version).
 pub fn run(args: BootArgs) -> Result<Status, Failure> {
     let sector_size = SectorSizeArg::resolve(args.sector_size, &args.image);
-    let answer = args.answer.answer();
     let options = BootOptions {
-        shift_r: if args.shift_r {
-            ShiftR::AtSafeboot(answer)
-        } else if args.shift_r_in_mboot {
-            ShiftR::InMboot(answer)
-        } else {
-            ShiftR::None
-        },
-        fake_write_error: args.fake_write_error,
         // The report shows the module load's wall time: the CLI is the edge
         // where the real clock is read.
         clock: Some(since_start),
-        ..Default::default()
+        ..args.loader.boot_options()
     };
     let report = if args.dry_run {
         let disk = FileDisk::open_read_only(&args.image, sector_size)

@@ -17,14 +17,13 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
-use visorsim_boot::boot::{BootOptions, ShiftR};
 use visorsim_disk::{BlockDevice, FileDisk};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, DiskIdentity, Host, HostBootOptions, HostError, HostState};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
-use crate::args::AnswerArg;
+use crate::args::LoaderFlags;
 use crate::failure::{Context, Failure, Status};
 
 /// Arguments of `visorsim host`.
@@ -39,18 +38,8 @@ pub struct HostArgs {
 /// How a boot goes: `visorsim boot`'s flags, plus the host's own.
 #[derive(Args, Debug)]
 struct BootFlags {
-    /// Hold Shift+R as safeboot starts (`safeboot -r`): one scan, then roll back.
-    #[arg(long, conflicts_with = "shift_r_in_mboot")]
-    shift_r: bool,
-    /// Press Shift+R during mboot's countdown: a second scan after the first one's writes.
-    #[arg(long)]
-    shift_r_in_mboot: bool,
-    /// Answer to "DO YOU REALLY WANT TO ROLL BACK?".
-    #[arg(long, value_enum, default_value_t = AnswerArg::Yes)]
-    answer: AnswerArg,
-    /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
-    #[arg(long)]
-    fake_write_error: bool,
+    #[command(flatten)]
+    loader: LoaderFlags,
     /// The boot device is claimed too late: banks live in RAM.
     #[arg(long)]
     device_late: bool,
@@ -64,16 +53,8 @@ struct BootFlags {
 
 impl BootFlags {
     fn options(&self) -> HostBootOptions {
-        let answer = self.answer.answer();
-        let shift_r = if self.shift_r {
-            ShiftR::AtSafeboot(answer)
-        } else if self.shift_r_in_mboot {
-            ShiftR::InMboot(answer)
-        } else {
-            ShiftR::None
-        };
         HostBootOptions {
-            loader: BootOptions { shift_r, fake_write_error: self.fake_write_error, ..Default::default() },
+            loader: self.loader.boot_options(),
             device_claimed_late: self.device_late,
             crash_before_confirm: self.crash_before_confirm,
         }
