@@ -4,31 +4,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use crate::util::*;
 
-/// A 4Kn ESXi 6.x image, built once per test binary.
+/// The shared 4Kn ESXi 6.x image.
 fn four_kn() -> &'static Path {
-    static F: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let image = dir.path().join("4kn.img");
-        let out = visorsim(&[
-            "build",
-            "--sector-size",
-            "4096",
-            "--out",
-            image.to_str().unwrap(),
-            "--seed",
-            "7",
-            "--payload-mb",
-            "1",
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        (dir, image)
-    });
-    path
+    &esxi6_4kn().image
 }
 
 /// A private copy of the 4Kn image.

@@ -70,6 +70,13 @@ fn build_fixture(layout: &str, extra: &[&str]) -> Fixture {
     Fixture { dir, image, manifest }
 }
 
+/// An ESXi 6.x image with 4096-byte sectors, seed 7, 1 MB payload, built
+/// once per test binary.
+pub fn esxi6_4kn() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| build_fixture("esxi6", &["--sector-size", "4096"]))
+}
+
 /// An ESXi 6.x image, seed 7, 1 MB payload, built once per test binary.
 pub fn esxi6() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
