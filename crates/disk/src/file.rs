@@ -5,6 +5,12 @@
 //! stored chunks, so an 8 GiB image holding 300 MB costs about 300 MB of
 //! disk. An image opened read-only can never be modified: writes fail with
 //! [`DiskErrorKind::ReadOnly`] before reaching the file.
+//!
+//! [`FileDisk::load`] costs the data, not the virtual size: it asks the file
+//! system for the file's data extents (`lseek` with `SEEK_DATA` and
+//! `SEEK_HOLE`, through `rustix`, so no `unsafe` here) and reads only those.
+//! Where the file system cannot say (`EINVAL`/`EOPNOTSUPP`), the whole file
+//! is one extent and zero chunks are still skipped after reading.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -104,21 +110,72 @@ impl FileDisk {
         result
     }
 
-    /// Reads the whole image into a sparse [`MemDisk`], skipping zero chunks.
+    /// The byte ranges `(start, end)` of the file that hold data, in file
+    /// order, as the file system reports them (`SEEK_DATA`/`SEEK_HOLE`).
+    /// Everything outside them reads as zeros. A file system that cannot
+    /// tell gives one range over the whole file.
+    pub fn data_extents(&self) -> io::Result<Vec<(u64, u64)>> {
+        let len = self.file.metadata()?.len();
+        let mut extents = Vec::new();
+        let mut pos = 0u64;
+        while pos < len {
+            let start = match rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Data(pos)) {
+                Ok(start) => start,
+                // No data at or after `pos`: the rest is a hole.
+                Err(rustix::io::Errno::NXIO) => break,
+                Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) if pos == 0 => {
+                    return Ok(vec![(0, len)]);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if start >= len {
+                break;
+            }
+            let end = match rustix::fs::seek(&self.file, rustix::fs::SeekFrom::Hole(start)) {
+                Ok(end) => end.min(len),
+                Err(e) => return Err(e.into()),
+            };
+            if end <= start {
+                // A file system that reports no progress: read the rest.
+                extents.push((start, len));
+                break;
+            }
+            extents.push((start, end));
+            pos = end;
+        }
+        Ok(extents)
+    }
+
+    /// Reads the image into a sparse [`MemDisk`]: only the file's data
+    /// extents are read (see [`FileDisk::data_extents`]), and zero chunks
+    /// inside them are not stored. Time and memory follow the data, not the
+    /// virtual size.
     pub fn load(&mut self) -> Result<MemDisk, DiskError> {
         let mut disk = MemDisk::new(self.sectors, self.sector_size);
-        let step = 1 << 20;
+        let extents = self.data_extents().map_err(|e| {
+            DiskError::new(DiskErrorKind::Io, 0)
+                .with_detail(format!("finding the data extents of {}", self.path.display()))
+                .with_source(e)
+        })?;
+        let step = 1u64 << 20;
         let sector = self.sector_size.bytes_u64();
-        let mut buf = vec![0u8; step];
-        let mut lba = 0;
-        while lba < self.sectors {
-            let count = (self.sectors - lba).min(step as u64 / sector);
-            let len = (count * sector) as usize;
-            self.read_sectors(lba, &mut buf[..len])?;
-            if !is_zero(&buf[..len]) {
-                disk.write_sectors(lba, &buf[..len])?;
+        let mut buf = vec![0u8; step as usize];
+        // Extents are in file order; `done` keeps a sector shared by two
+        // extents (file-system blocks smaller than a sector) from being read twice.
+        let mut done = 0u64;
+        for (start, end) in extents {
+            let mut lba = (start / sector).max(done);
+            let last = end.div_ceil(sector).min(self.sectors);
+            while lba < last {
+                let count = (last - lba).min(step / sector);
+                let len = (count * sector) as usize;
+                self.read_sectors(lba, &mut buf[..len])?;
+                if !is_zero(&buf[..len]) {
+                    disk.write_sectors(lba, &buf[..len])?;
+                }
+                lba += count;
             }
-            lba += count;
+            done = done.max(last);
         }
         Ok(disk)
     }
