@@ -17,6 +17,8 @@
 //! 5 is the fifth entry of the entry array, wherever it lies on disk.
 
 pub mod fat;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gpt;
 pub mod layout;
 pub mod le;

@@ -21,6 +21,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod alloc;
+
 /// The environment variable that turns a missing tool into a failure.
 pub const REQUIRE_TOOLS_ENV: &str = "VISORSIM_REQUIRE_TOOLS";
 

@@ -1,0 +1,235 @@
+//! Fuzzing entry points, not API: the bodies of the `fuzz/` targets `gpt`
+//! and `fat`, kept here so that `cargo test` replays the kept corpus
+//! (`fuzz/corpus/<target>/`) through exactly the code libFuzzer ran
+//! (`harness/tests/fuzz_corpus.rs`; CONTRIBUTING.md, Fuzzing).
+//!
+//! Each entry takes any bytes, never panics on them, and asserts the
+//! invariants of the parsers it drives; an assertion failing is a finding.
+//! Each has a heap budget, `*_max_alloc(input length)`, which the callers
+//! enforce with a counting allocator: the most heap bytes one call may hold
+//! at once.
+//!
+//! Input encodings (the first bytes steer, the rest is the medium):
+//!
+//! ```text
+//!   gpt:  | flags | disk image ...                 flags bit 0: 4Kn sectors
+//!                                                  flags >> 1: extra zero sectors at the end
+//!   fat:  | flags | sectors (le32) | volume ...    flags bit 0: 4Kn sectors;
+//!                                                  sectors: the partition's length
+//!                                                  (0: the volume bytes' length), at most 2^22
+//! ```
+
+use std::collections::HashSet;
+
+use visorsim_disk::{BlockDevice, MemDisk, SectorSize};
+
+use crate::fat::dir::{find_root_long, list_dir_long, list_root_long};
+use crate::fat::read::FatReader;
+use crate::gpt::{read_gpt, read_primary, Copy, Table};
+use crate::{mbr, sector};
+
+const MIB: u64 = 1 << 20;
+
+/// Largest file the `fat` target reads whole (bigger ones only get their runs).
+const FAT_READ_CAP: u64 = MIB;
+/// Longest partition the `fat` target declares, in sectors.
+const FAT_MAX_SECTORS: u64 = 1 << 22;
+/// Directories the `fat` target lists below the root (depth first).
+const FAT_MAX_DIRS: usize = 16;
+
+/// A sparse disk holding `image` from LBA 0, `extra` zero sectors after it,
+/// and at least `min_sectors` sectors.
+fn disk_of(image: &[u8], size: SectorSize, extra: u64, min_sectors: u64) -> MemDisk {
+    let ss = size.len();
+    let sectors = (image.len() as u64).div_ceil(ss as u64);
+    let mut disk = MemDisk::new((sectors + extra).max(min_sectors), size);
+    for (lba, chunk) in image.chunks(ss).enumerate() {
+        if chunk.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let mut sector = vec![0u8; ss];
+        sector[..chunk.len()].copy_from_slice(chunk);
+        disk.write_sectors(lba as u64, &sector).expect("an in-range write to a memory disk");
+    }
+    disk
+}
+
+fn sector_size(flags: u8) -> SectorSize {
+    if flags & 1 == 1 {
+        SectorSize::S4096
+    } else {
+        SectorSize::S512
+    }
+}
+
+/// Heap budget of [`gpt`]: the disk's copy of the input (4 KiB chunks, plus
+/// the map's nodes) and one entry array of at most 1 MiB, twice (read, then
+/// checked), for each of the two copies read by [`read_gpt`] and the one of
+/// [`read_primary`].
+pub fn gpt_max_alloc(input_len: usize) -> u64 {
+    4 * input_len as u64 + 8 * MIB
+}
+
+/// The `gpt` target: the protective MBR, both GPT copies as gdisk reads
+/// them, the primary alone as esx-boot reads it, and the sector-size
+/// detection of raw images.
+///
+/// Invariants: [`read_primary`] agrees with [`read_gpt`]'s primary; a table
+/// read is the copy asked for, at the LBA asked for; its entries are used
+/// (non-nil type), numbered in increasing order within the entry count, and
+/// their names fit the 36 UTF-16 units of an entry; the protective-MBR flag
+/// is what [`mbr`] says of LBA 0.
+pub fn gpt(data: &[u8]) {
+    let Some((&flags, image)) = data.split_first() else { return };
+    let size = sector_size(flags);
+    let mut disk = disk_of(image, size, u64::from(flags >> 1), 0);
+
+    let report = read_gpt(&mut disk);
+    let primary = read_primary(&mut disk);
+    match (&report.primary, &primary) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "read_primary and read_gpt read different primary tables"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+        (a, b) => panic!("read_primary ({:?}) and read_gpt ({:?}) disagree", b.is_ok(), a.is_ok()),
+    }
+    if let Ok(table) = &report.primary {
+        check_table(table, Copy::Primary, 1);
+    }
+    if let Ok(table) = &report.backup {
+        let expected = match &report.primary {
+            Ok(p) => p.alternate_lba,
+            Err(_) => disk.sector_count().saturating_sub(1),
+        };
+        check_table(table, Copy::Backup, expected);
+    }
+    if let Some(best) = report.best() {
+        assert!(report.primary.as_ref().ok() == Some(best) || report.backup.as_ref().ok() == Some(best));
+    }
+
+    let mut lba0 = vec![0u8; size.len()];
+    let readable = disk.sector_count() > 0 && disk.read_sectors(0, &mut lba0).is_ok();
+    let protective = readable && mbr::has_signature(&lba0) && mbr::entries(&lba0)[0].is_protective();
+    assert_eq!(report.protective_mbr, protective, "protective-MBR flag");
+    for entry in mbr::entries(&lba0) {
+        let _ = (entry.is_extended(), entry.is_protective());
+    }
+
+    let head = &image[..image.len().min(8192)];
+    let tail = &image[image.len().saturating_sub(4096)..];
+    if let Some(found) = sector::sector_size_from(head, tail, image.len() as u64) {
+        assert!(matches!(found, SectorSize::S512 | SectorSize::S4096));
+    }
+}
+
+fn check_table(table: &Table, copy: Copy, lba: u64) {
+    assert_eq!(table.copy, copy);
+    assert_eq!(table.header_lba, lba, "{copy} table read from the wrong LBA");
+    let mut last = 0;
+    for entry in &table.entries {
+        assert!(entry.number > last, "entries out of order: {} after {last}", entry.number);
+        assert!(entry.number <= table.entry_count, "entry {} of {}", entry.number, table.entry_count);
+        assert!(!entry.type_guid.is_nil(), "an unused entry was listed");
+        assert!(entry.name.encode_utf16().count() <= 36, "name longer than an entry holds: {:?}", entry.name);
+        last = entry.number;
+    }
+}
+
+/// Heap budget of [`fat`]: the disk's copy of the input, a root directory
+/// of at most 2 MiB (twice: the esx-boot scan's 16 KiB window is beside
+/// it), one FAT of at most 128 KiB (FAT16's 65,525 entries, plus its chain
+/// vector), one subdirectory of at most 2 MiB, and one file read of at most
+/// [`FAT_READ_CAP`] with the runs it came from.
+pub fn fat_max_alloc(input_len: usize) -> u64 {
+    4 * input_len as u64 + 12 * MIB
+}
+
+/// The `fat` target: the boot sector, esx-boot's reader (root listing,
+/// lookups by name, cluster runs, whole-file reads) and Linux's view (long
+/// names, subdirectories) of one FAT volume.
+///
+/// Invariants: a volume that opens is FAT12 or FAT16 with its regions inside
+/// the partition; every file's runs lie inside the partition and cover
+/// exactly the clusters its size needs; a whole read returns exactly `size`
+/// bytes, the bytes of those runs; the first sector is the first run's; a
+/// lookup of a listed file's short name finds a file of that name; each
+/// file esx-boot lists is an entry Linux lists at the same place.
+pub fn fat(data: &[u8]) {
+    if data.len() < 5 {
+        return;
+    }
+    let size = sector_size(data[0]);
+    let declared = u64::from(u32::from_le_bytes([data[1], data[2], data[3], data[4]]));
+    let volume = &data[5..];
+    let ss = size.bytes_u64();
+    let sectors = if declared == 0 { (volume.len() as u64).div_ceil(ss) } else { declared.min(FAT_MAX_SECTORS) };
+    let mut disk = disk_of(volume, size, 0, sectors);
+
+    let Ok(reader) = FatReader::open(&mut disk, 0, sectors) else { return };
+    let g = *reader.geometry();
+    assert!(matches!(g.fat_bits, 12 | 16), "a FAT{} volume opened", g.fat_bits);
+    let r = reader.regions();
+    assert!(r.first_lba == 0 && r.root_lba <= r.data_lba, "regions out of order: {r:?}");
+    assert_eq!(u64::from(g.bytes_per_sector), ss, "the volume's sector size is not the device's");
+    let end = r.end_lba;
+    assert!(end <= sectors, "the volume's {end} sectors exceed the partition's {sectors}");
+    let cluster = reader.cluster_bytes();
+
+    let Ok(files) = reader.list_root(&mut disk) else { return };
+    for file in files.iter().take(64) {
+        if let Ok(Some(found)) = reader.find(&mut disk, &file.short_name) {
+            assert_eq!(found.short_name, file.short_name, "looked up {}", file.short_name);
+        }
+        let Ok(runs) = reader.runs(&mut disk, file) else { continue };
+        let covered: u64 = runs.iter().map(|run| run.sectors).sum::<u64>() * ss;
+        assert_eq!(covered, u64::from(file.size).div_ceil(cluster) * cluster, "{}: runs {runs:?}", file.short_name);
+        for run in &runs {
+            assert!(run.lba >= r.data_lba && run.lba + run.sectors <= end, "{}: run {run:?} outside", file.short_name);
+        }
+        assert_eq!(reader.first_sector(file), runs.first().map(|run| run.lba), "{}", file.short_name);
+        if u64::from(file.size) > FAT_READ_CAP {
+            continue;
+        }
+        let Ok(bytes) = reader.read(&mut disk, file, FAT_READ_CAP) else { continue };
+        assert_eq!(bytes.len() as u64, u64::from(file.size), "{}", file.short_name);
+        let mut expected = Vec::with_capacity(bytes.len());
+        for run in &runs {
+            let mut buf = vec![0u8; (run.sectors * ss) as usize];
+            disk.read_sectors(run.lba, &mut buf).expect("a run inside the partition reads");
+            expected.extend_from_slice(&buf);
+        }
+        expected.truncate(bytes.len());
+        assert!(bytes == expected, "{}: read differs from its runs", file.short_name);
+    }
+    for name in ["boot.cfg", "BOOT.CFG", "state.tgz", "/s.v00", "k.b00"] {
+        let _ = reader.find(&mut disk, name);
+    }
+
+    let Ok(long) = list_root_long(&mut disk, &reader) else { return };
+    let places: HashSet<(u64, usize)> =
+        long.iter().map(|slot| (slot.short.dir_entry_lba, slot.short.dir_entry_offset)).collect();
+    for file in &files {
+        assert!(
+            places.contains(&(file.dir_entry_lba, file.dir_entry_offset)),
+            "{} (LBA {} + {}) is in esx-boot's listing but not in Linux's",
+            file.short_name,
+            file.dir_entry_lba,
+            file.dir_entry_offset
+        );
+    }
+    for name in ["boot.cfg", "state.tgz", "STATET~1.123"] {
+        let _ = find_root_long(&mut disk, &reader, name);
+    }
+    let mut pending: Vec<_> = long.iter().filter(|slot| slot.is_dir()).map(|slot| slot.short.clone()).collect();
+    let mut listed = 0;
+    while let Some(dir) = pending.pop() {
+        if listed == FAT_MAX_DIRS {
+            break;
+        }
+        listed += 1;
+        let Ok(children) = list_dir_long(&mut disk, &reader, &dir) else { continue };
+        for child in children {
+            if child.is_dir() && !matches!(child.long_name.as_str(), "." | "..") {
+                pending.push(child.short);
+            }
+        }
+    }
+}
