@@ -1,46 +1,73 @@
-//! The kernel module `b.b00`: the smallest file the real loader accepts as a
-//! kernel.
+//! The kernel module `b.b00`: a tiny real Multiboot (v1) kernel that the
+//! real loader accepts and a real x86 machine runs.
 //!
 //! mboot rejects a module 0 that is not a valid Multiboot or ESXBootInfo ELF
 //! kernel ("kernel is either invalid or corrupted."). [`kernel_elf`] makes an
 //! ELF64 x86-64 executable that carries a Multiboot (v1) header, loads as one
-//! segment, and names its build in a string. Its bytes depend only on the
-//! version and build strings. Layout (file offsets; virtual = physical =
-//! [`LOAD_ADDRESS`] + offset):
+//! segment, runs the guest code of `crates/image/guest/multiboot_guest.s`
+//! (built into `multiboot_guest.bin`, embedded here; a test rebuilds it with
+//! binutils and compares), and names its build in a string. Its bytes depend
+//! only on the version and build strings. Layout (file offsets; virtual =
+//! physical = [`LOAD_ADDRESS`] + offset):
 //!
 //! ```text
 //! 0x0000  ELF header (64 bytes)
-//! 0x0040  program header: PT_LOAD, offset 0, R+X, align 4 KiB (56 bytes)
-//! 0x1000  .text:   Multiboot header (magic, flags, checksum; 12 bytes)
-//! 0x1010           entry: cli; hlt; jmp back to hlt
-//! 0x1040  .rodata: "VMware ESXi <version> build-<build>\0", copyright
+//! 0x0040  program header: PT_LOAD, offset 0, R+W+X, align 4 KiB (56 bytes)
+//! 0x1000  .text:   Multiboot header with the address fields (32 bytes)
+//! 0x1020           entry: the guest code (32-bit protected mode)
+//!         .rodata: "VMware ESXi <version> build-<build>\0", copyright (16-aligned)
 //!         .shstrtab
 //!         section headers (8-aligned): null, .text, .rodata, .shstrtab
+//! memory  up to SCRATCH_END: the guest's CRC table and stack (zeroed bss)
 //! ```
 //!
-//! The PT_LOAD segment covers the headers, `.text` and `.rodata`. Multiboot
-//! flags are 0x3 (page-align modules, memory map); bit 16 is clear, so a
-//! loader uses the ELF program headers, not the header's address fields.
+//! **Why the a.out-kludge fields (flag bit 16), and 32-bit code.** A
+//! Multiboot v1 loader enters the kernel in 32-bit protected mode, whatever
+//! the ELF class, so the entry code is i386 code. ESXi's kernel is an ELF64
+//! x86-64 file, and so is this one; but QEMU's own Multiboot loader
+//! (`-kernel`) refuses a 64-bit ELF ("Cannot load x86-64 image, give a
+//! 32bit one") unless the header's address fields are valid (bit 16), in
+//! which case it ignores the ELF headers and loads the file by those
+//! fields. So the header sets bit 16 and its fields describe the same
+//! placement as the PT_LOAD segment: a loader that reads the ELF (as
+//! mboot's check does) and one that reads the header agree on every byte's
+//! address.
+//!
+//! What the guest does in the machine, and the report it prints on COM1, is
+//! described in `multiboot_guest.s` and parsed by
+//! `visorsim_tools::qemu_system::GuestReport`.
 
 /// The Multiboot (v1) header magic.
 pub const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
 
-/// Multiboot header flags: bit 0 (modules page aligned) and bit 1 (memory
-/// information). Bit 16 ("address fields valid") is clear: use the ELF.
-pub const MULTIBOOT_FLAGS: u32 = 0x0000_0003;
+/// Multiboot header flags: bit 0 (modules page aligned), bit 1 (memory
+/// information) and bit 16 (the header's address fields are valid: QEMU's
+/// loader needs them for an ELF64 file; see the module docs).
+pub const MULTIBOOT_FLAGS: u32 = 0x0001_0003;
 
 /// Physical and virtual address of file offset 0 (1 MiB, as kernels load).
 pub const LOAD_ADDRESS: u64 = 0x0010_0000;
 
+/// The guest's scratch memory (CRC table, variables, stack), fixed by
+/// `multiboot_guest.s`: `SCRATCH`..`SCRATCH_END`, declared as bss so a
+/// loader keeps modules out of it. With an absurdly long version string the
+/// file itself reaches past `SCRATCH`; the scratch then overlays `.rodata`,
+/// which the guest never reads.
+pub const SCRATCH: u64 = 0x0012_0000;
+/// End of the guest's scratch memory.
+pub const SCRATCH_END: u64 = SCRATCH + 0x2000;
+
+/// The guest code, assembled from `guest/multiboot_guest.s` and linked at
+/// [`LOAD_ADDRESS`] + [`ENTRY_OFFSET`] (see the build commands there).
+pub const GUEST_CODE: &[u8] = include_bytes!("../guest/multiboot_guest.bin");
+
+/// The guest code's assembly source, for the test that rebuilds it.
+pub const GUEST_SOURCE: &str = include_str!("../guest/multiboot_guest.s");
+
 /// File offset of `.text`, which starts with the Multiboot header.
 const TEXT_OFFSET: usize = 0x1000;
-/// File offset of the entry point inside `.text`.
-const ENTRY_OFFSET: usize = 0x1010;
-/// File offset of `.rodata`.
-const RODATA_OFFSET: usize = 0x1040;
-
-/// Instructions at the entry point: `cli; hlt; jmp -3` (back to `hlt`).
-const ENTRY_CODE: [u8; 4] = [0xfa, 0xf4, 0xeb, 0xfd];
+/// File offset of the entry point inside `.text`: right after the header.
+pub const ENTRY_OFFSET: usize = 0x1020;
 
 /// The section names, NUL separated, and each name's offset in it.
 const SHSTRTAB: &[u8] = b"\0.text\0.rodata\0.shstrtab\0";
@@ -90,14 +117,15 @@ struct Section {
 
 /// A small but valid ELF64 x86-64 executable (ET_EXEC, one PT_LOAD segment,
 /// entry inside it) carrying a Multiboot (v1) header at file offset 0x1000,
-/// a few bytes of code, and the string "VMware ESXi `<version>`
-/// build-`<build>`". About 4.5 KiB; deterministic.
+/// the guest code right after it, and the string "VMware ESXi `<version>`
+/// build-`<build>`". About 5 KiB; deterministic.
 pub fn kernel_elf(version: &str, build: &str) -> Vec<u8> {
     let mut rodata = build_string(version, build).into_bytes();
     rodata.push(0);
     rodata.extend_from_slice(b"Copyright (c) VMware, Inc. All rights reserved.\0");
 
-    let shstrtab_offset = RODATA_OFFSET + rodata.len();
+    let rodata_offset = (ENTRY_OFFSET + GUEST_CODE.len()).next_multiple_of(16);
+    let shstrtab_offset = rodata_offset + rodata.len();
     let shdr_offset = (shstrtab_offset + SHSTRTAB.len()).next_multiple_of(8);
     let sections = [
         Section { name: 0, kind: 0, flags: 0, offset: 0, size: 0, align: 0 },
@@ -106,14 +134,14 @@ pub fn kernel_elf(version: &str, build: &str) -> Vec<u8> {
             kind: 1,  // SHT_PROGBITS
             flags: 6, // SHF_ALLOC | SHF_EXECINSTR
             offset: TEXT_OFFSET,
-            size: ENTRY_OFFSET + ENTRY_CODE.len() - TEXT_OFFSET,
+            size: ENTRY_OFFSET + GUEST_CODE.len() - TEXT_OFFSET,
             align: 16,
         },
         Section {
             name: NAME_RODATA,
             kind: 1,  // SHT_PROGBITS
             flags: 2, // SHF_ALLOC
-            offset: RODATA_OFFSET,
+            offset: rodata_offset,
             size: rodata.len(),
             align: 8,
         },
@@ -128,6 +156,8 @@ pub fn kernel_elf(version: &str, build: &str) -> Vec<u8> {
     ];
     let total = shdr_offset + 64 * sections.len();
     let load_size = shstrtab_offset as u64;
+    let load_end = LOAD_ADDRESS + load_size;
+    let bss_end = load_end.max(SCRATCH_END);
 
     let mut file = vec![0u8; total];
     let mut w = Put(&mut file);
@@ -150,21 +180,29 @@ pub fn kernel_elf(version: &str, build: &str) -> Vec<u8> {
 
     // Program header: one PT_LOAD from file offset 0.
     w.u32(64, 1); // PT_LOAD
-    w.u32(68, 5); // PF_R | PF_X
+    w.u32(68, 7); // PF_R | PF_W | PF_X (the guest writes its scratch)
     w.u64(72, 0); // p_offset
     w.u64(80, LOAD_ADDRESS); // p_vaddr
     w.u64(88, LOAD_ADDRESS); // p_paddr
     w.u64(96, load_size); // p_filesz
-    w.u64(104, load_size); // p_memsz
+    w.u64(104, bss_end - LOAD_ADDRESS); // p_memsz: through the scratch
     w.u64(112, 0x1000); // p_align
 
-    // .text: the Multiboot header, then the entry code.
+    // .text: the Multiboot header with its address fields (the same
+    // placement as the PT_LOAD segment), then the guest code.
+    // Every address lies below 4 GiB unless a version string is gigabytes long.
+    let address = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
     w.u32(TEXT_OFFSET, MULTIBOOT_MAGIC);
     w.u32(TEXT_OFFSET + 4, MULTIBOOT_FLAGS);
     w.u32(TEXT_OFFSET + 8, multiboot_checksum(MULTIBOOT_FLAGS));
-    w.bytes(ENTRY_OFFSET, &ENTRY_CODE);
+    w.u32(TEXT_OFFSET + 12, address(LOAD_ADDRESS + TEXT_OFFSET as u64)); // header_addr
+    w.u32(TEXT_OFFSET + 16, address(LOAD_ADDRESS)); // load_addr: file offset 0
+    w.u32(TEXT_OFFSET + 20, address(load_end)); // load_end_addr
+    w.u32(TEXT_OFFSET + 24, address(bss_end)); // bss_end_addr
+    w.u32(TEXT_OFFSET + 28, address(LOAD_ADDRESS + ENTRY_OFFSET as u64)); // entry_addr
+    w.bytes(ENTRY_OFFSET, GUEST_CODE);
 
-    w.bytes(RODATA_OFFSET, &rodata);
+    w.bytes(rodata_offset, &rodata);
     w.bytes(shstrtab_offset, SHSTRTAB);
 
     for (i, s) in sections.iter().enumerate() {
@@ -209,7 +247,58 @@ mod tests {
         assert_eq!(at % 4, 0);
         assert!(at + 12 <= 8192);
         let flags = u32::from_le_bytes(elf[at + 4..at + 8].try_into().unwrap());
-        assert_eq!(flags & (1 << 16), 0, "address fields must not be used");
+        assert_eq!(flags, MULTIBOOT_FLAGS);
+        assert_ne!(flags & (1 << 16), 0, "address fields valid: QEMU loads an ELF64 only so");
+        let field = |k: usize| u64::from(u32::from_le_bytes(elf[at + 4 * k..at + 4 * k + 4].try_into().unwrap()));
+        let filesz = u64::from_le_bytes(elf[96..104].try_into().unwrap());
+        let memsz = u64::from_le_bytes(elf[104..112].try_into().unwrap());
+        assert_eq!(field(3), LOAD_ADDRESS + at as u64, "header_addr");
+        assert_eq!(field(4), LOAD_ADDRESS, "load_addr: file offset 0, as PT_LOAD");
+        assert_eq!(field(5), LOAD_ADDRESS + filesz, "load_end_addr: PT_LOAD's file size");
+        assert_eq!(field(6), LOAD_ADDRESS + memsz, "bss_end_addr: PT_LOAD's memory size");
+        assert!(field(6) >= SCRATCH_END, "the guest's scratch is inside the kernel");
+        assert_eq!(field(7), LOAD_ADDRESS + ENTRY_OFFSET as u64, "entry_addr");
+        assert_eq!(&elf[ENTRY_OFFSET..ENTRY_OFFSET + GUEST_CODE.len()], GUEST_CODE);
+    }
+
+    /// The embedded guest code is what binutils makes of the committed
+    /// source, with the commands the source names.
+    #[test]
+    fn guest_code_is_rebuilt_from_its_source() {
+        let Some(assembler) = visorsim_testkit::require_tool!("as", "binutils") else { return };
+        let Some(linker) = visorsim_testkit::require_tool!("ld", "binutils") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let (source, object, flat) = (dir.path().join("g.s"), dir.path().join("g.o"), dir.path().join("g.bin"));
+        std::fs::write(&source, GUEST_SOURCE).unwrap();
+        let text = format!("-Ttext={:#x}", LOAD_ADDRESS + ENTRY_OFFSET as u64);
+        let run = |program: &std::path::Path, args: &[&std::ffi::OsStr]| {
+            let out = Command::new(program).args(args).output().expect("running binutils");
+            assert!(out.status.success(), "{} failed: {}", program.display(), String::from_utf8_lossy(&out.stderr));
+        };
+        run(
+            &assembler,
+            &["--32".as_ref(), "-mx86-used-note=no".as_ref(), "-o".as_ref(), object.as_os_str(), source.as_os_str()],
+        );
+        run(
+            &linker,
+            &[
+                "-m".as_ref(),
+                "elf_i386".as_ref(),
+                "--build-id=none".as_ref(),
+                text.as_ref(),
+                "--oformat".as_ref(),
+                "binary".as_ref(),
+                "-o".as_ref(),
+                flat.as_os_str(),
+                object.as_os_str(),
+            ],
+        );
+        let rebuilt = std::fs::read(&flat).unwrap();
+        assert!(
+            rebuilt == GUEST_CODE,
+            "guest/multiboot_guest.bin is stale: rebuild it with the commands in multiboot_guest.s"
+        );
+        assert!(GUEST_SOURCE.contains("0x101020"), "the source names the link address");
     }
 
     #[test]
@@ -223,6 +312,7 @@ mod tests {
         let filesz = u64::from_le_bytes(elf[96..104].try_into().unwrap());
         assert!(entry >= LOAD_ADDRESS && entry < LOAD_ADDRESS + filesz, "entry inside PT_LOAD");
         assert!(elf.len() > 4096 && elf.len() < 8192, "a few KiB: {}", elf.len());
+        assert_eq!(entry, LOAD_ADDRESS + ENTRY_OFFSET as u64);
     }
 
     #[test]

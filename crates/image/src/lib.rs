@@ -9,7 +9,7 @@
 //!   payload/  "system binary" bytes, gzip'd in parallel, cached by (seed, size)
 //!     content   the seeded generator        gzip    framing, parallel deflate
 //!     cache     the on-disk module cache
-//!   kernel    b.b00's content: a small ELF64 with a Multiboot header
+//!   kernel    b.b00's content: a tiny real Multiboot kernel (ELF64; its 32-bit guest code in guest/)
 //!   archive/  local.tgz / state.tgz (/etc) and imgdb.tgz
 //!     etc_defaults  the /etc of a fresh install    imgdb     imgdb.tgz
 //!     tar_write     deterministic ustar writer     tar_read  bounded reader

@@ -1,5 +1,7 @@
 //! External programs for visorsim, through `std::process`: `qemu-img`
-//! ([`QemuImg`]: export and import vmdk, qcow2 and vhdx), `fsck.fat`
+//! ([`QemuImg`]: export and import vmdk, qcow2 and vhdx),
+//! `qemu-system-x86_64` ([`qemu_system`]: boot the chosen bank's kernel
+//! and modules on a real x86 machine emulator), `fsck.fat`
 //! ([`fsck_fat`]: is a FAT volume sound?) and `sgdisk` ([`sgdisk`]: is a
 //! GPT sound?).
 //!
@@ -18,7 +20,8 @@
 //!   reports, `"boot.cfg\u{ffff}"` coming out as `"boot.cfg:F--"`.)
 //! - **Time-limited.** Each call has a limit (generous by default:
 //!   [`qemu_img::DEFAULT_TIMEOUT`], [`fsck_fat::DEFAULT_TIMEOUT`],
-//!   [`sgdisk::DEFAULT_TIMEOUT`]; each tool has `with_timeout`). A program
+//!   [`sgdisk::DEFAULT_TIMEOUT`], [`qemu_system::DEFAULT_TIMEOUT`]; each
+//!   tool has `with_timeout`). A program
 //!   still running at the limit is killed, and the call returns
 //!   [`ToolError::TimedOut`] (or [`QemuError::TimedOut`]) naming the
 //!   command, instead of hanging the test or the CLI.
@@ -27,6 +30,7 @@
 
 pub mod fsck_fat;
 pub mod qemu_img;
+pub mod qemu_system;
 pub mod sgdisk;
 
 use std::ffi::{OsStr, OsString};
@@ -38,7 +42,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub use fsck_fat::{FsckFat, FsckReport};
+pub use fsck_fat::{finding_class, FsckFat, FsckOutput, FsckReport};
 pub use qemu_img::{CheckReport, ImageFormat, ImageInfo, QemuError, QemuImg, PACKAGE, PROGRAM_ENV};
 pub use sgdisk::{Sgdisk, SgdiskReport};
 

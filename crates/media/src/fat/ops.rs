@@ -43,8 +43,13 @@
 //! A default Linux mount only dirties buffers and leaves the order to
 //! writeback. Under `-o sync`, each step above is written before the next.
 //! This module issues that synchronous order: one write per sector per step,
-//! so a sector touched by two steps is written twice. The renames never
-//! flush; the caller's `sync` does. The write sequences:
+//! so a sector touched by two steps is written twice. No function here
+//! flushes: when the device is told the writes are durable is the caller's
+//! business. visorsim-host's `FatBank` flushes at the scripts' `sync` only
+//! (its default, write-back `CacheMode`), so a power cut may lose any of the
+//! writes since the last `sync`, which is how exploration models
+//! writeback's freedom of order; in write-through mode it also flushes
+//! after every step, as `-o sync` would. The write sequences:
 //!
 //! ```text
 //!   rename_replace(src, dst), dst exists            (`mv -f state.tgz.$$ state.tgz`)
@@ -196,8 +201,31 @@ pub(crate) fn corrupt(what: String) -> FatOpError {
 /// ([`FatOpError::NotEmpty`]), and a first cluster outside the volume or
 /// whose FAT entry is free, reserved or bad ([`FatOpError::Corrupt`]).
 pub fn fix_new_dir<D: BlockDevice>(dev: &mut D, reader: &FatReader, dir: &FatFile) -> Result<(), FatOpError> {
+    fix_dir(dev, reader, dir, None)
+}
+
+/// [`fix_new_dir`] for a directory whose entry lies in the subdirectory
+/// `parent` (from [`list_dir_long`]): its ".." entry starts at `parent`'s
+/// first cluster, as Linux vfat writes it. The same refusals apply.
+pub fn fix_new_subdir<D: BlockDevice>(
+    dev: &mut D,
+    reader: &FatReader,
+    dir: &FatFile,
+    parent: &FatFile,
+) -> Result<(), FatOpError> {
+    fix_dir(dev, reader, dir, Some(parent.first_cluster))
+}
+
+/// `parent`: the first cluster of the directory holding `dir`'s entry,
+/// `None` for the root directory (whose ".." start is 0).
+fn fix_dir<D: BlockDevice>(
+    dev: &mut D,
+    reader: &FatReader,
+    dir: &FatFile,
+    parent: Option<u32>,
+) -> Result<(), FatOpError> {
     let r = reader.regions();
-    let own = read_own_entry(dev, r, dir, true)?;
+    let own = read_own_entry(dev, r, dir, parent.is_none())?;
     let name = &dir.short_name;
     if !is_dir(&own) {
         return Err(FatOpError::NotADirectory { name: name.clone() });
@@ -238,7 +266,7 @@ pub fn fix_new_dir<D: BlockDevice>(dev: &mut D, reader: &FatReader, dir: &FatFil
     }
 
     data.fill([0u8; ENTRY_BYTES]);
-    for (slot, short, start) in [(0, DOT, cluster), (1, DOTDOT, 0)] {
+    for (slot, short, start) in [(0, DOT, cluster), (1, DOTDOT, parent.unwrap_or(0))] {
         let e = &mut data[slot];
         e[..11].copy_from_slice(&short);
         e[OFF_ATTR] = ATTR_DIRECTORY;
