@@ -217,7 +217,14 @@ impl<D: BlockDevice> Faulty<D> {
         if !entries.is_empty() {
             let candidates = entries.len() - usize::from(in_flight.is_some());
             let model = self.plan.volatile_cache.unwrap_or(CacheModel { max_reorder: 0, drop_probability_percent: 0 });
-            let lost = lost_at_cut(self.plan.seed, self.epoch, candidates, model);
+            let mut lost = lost_at_cut(self.plan.seed, self.epoch, candidates, model);
+            // The exact losses a reproducer asks for, on top of the model's draw.
+            for (i, entry) in entries.iter().enumerate().take(candidates) {
+                if self.plan.lost_at_cut.contains(&entry.number) && !lost.contains(&i) {
+                    lost.push(i);
+                }
+            }
+            lost.sort_unstable();
             for (i, entry) in entries.iter().enumerate() {
                 report.unflushed.push(entry.number);
                 if lost.binary_search(&i).is_ok() {

@@ -44,6 +44,7 @@
 //!    candidates are picked uniformly (a partial Fisher–Yates shuffle of
 //!    `0..m`, drawing `k` times), then, in ascending issue order, each picked
 //!    write is lost when a draw below 100 is `< drop_probability_percent`.
+//!    Every candidate whose number is in `lost_at_cut` is lost as well.
 //!    A draw below `n` is `(next * n) >> 64` on 128 bits.
 //! 3. Every write not lost lands on the media in issue order (the in-flight
 //!    one last, torn). So a cut never corrupts flushed data, and at most
@@ -69,6 +70,7 @@
 //! | `power_cut_after_writes`, `cut_power()` | `PowerLost` | `PowerLost` | `PowerLost` | `restore_power()` |
 //! | `torn_last_write`, `sector_atomic` | — | the cut write lands partly | — | — |
 //! | `volatile_cache` | see cached writes | held until flush | lands the cache | — |
+//! | `lost_at_cut` | — | these cached writes are lost at the cut | — | — |
 //! | `bad_sectors` | `MediaError` (sectors read from the media) | ok, remaps the sector; `MediaError` with `bad_sectors_fail_writes` | — | a write reaching the media (unless `bad_sectors_fail_writes`) |
 //! | `bit_flips` | silent: bit flipped in the returned copy (sectors read from the media) | — | — | a write reaching the media |
 //! | `read_only` | — | `ReadOnly` | ok | — |
@@ -182,6 +184,12 @@ pub struct FaultPlan {
     pub sector_atomic: bool,
     /// A volatile write cache; `None` is write-through.
     pub volatile_cache: Option<CacheModel>,
+    /// Writes (numbered as [`Faulty::writes`] counts them) that the next cut
+    /// loses if they are still in the cache, besides those the cache model
+    /// draws: one exact crash state to replay (a reproducer of crash-point
+    /// exploration). Needs `volatile_cache`; the write in flight is never
+    /// lost (it lands, torn or whole).
+    pub lost_at_cut: BTreeSet<u64>,
     /// Latent sector errors: reads of these LBAs from the media fail.
     pub bad_sectors: BTreeSet<u64>,
     /// Writes touching a bad sector fail too, instead of remapping it.
@@ -208,6 +216,7 @@ impl FaultPlan {
             torn_last_write: None,
             sector_atomic: true,
             volatile_cache: None,
+            lost_at_cut: BTreeSet::new(),
             bad_sectors: BTreeSet::new(),
             bad_sectors_fail_writes: false,
             bit_flips: Vec::new(),

@@ -280,6 +280,34 @@ fn same_seed_same_cut_different_seeds_differ() {
     assert_eq!(all.lost.len(), 3, "p = 100 loses exactly max_reorder writes");
 }
 
+/// `lost_at_cut` loses exactly the cached writes it names (a reproducer's
+/// crash state), never the one in flight, and nothing flushed.
+#[test]
+fn lost_at_cut_loses_exactly_the_named_cached_writes() {
+    let plan = FaultPlan {
+        volatile_cache: cache(0, 0),
+        lost_at_cut: [2, 4, 5].into(),
+        power_cut_after_writes: Some(5),
+        torn_last_write: Some(Tearing::Prefix { sectors: 1 }),
+        ..FaultPlan::new(11)
+    };
+    let mut dev = faulty(plan);
+    dev.write_sectors(1, &pattern(1, 1)).unwrap();
+    dev.write_sectors(2, &pattern(1, 2)).unwrap();
+    dev.flush().unwrap();
+    for (lba, byte) in [(3, 3), (4, 4), (5, 5)] {
+        dev.write_sectors(lba, &pattern(1, byte)).unwrap();
+    }
+    assert!(dev.power_lost());
+    let cut = dev.last_cut().unwrap().clone();
+    assert_eq!(cut.lost, [4], "write 2 was flushed; write 5 was in flight");
+    let media = media(&dev);
+    assert_eq!(sector(&media, 2), &pattern(1, 2)[..]);
+    assert_eq!(sector(&media, 3), &pattern(1, 3)[..]);
+    assert_eq!(sector(&media, 4), &[0; SS][..], "write 4 lost");
+    assert_eq!(sector(&media, 5), &pattern(1, 5)[..], "the write in flight lands");
+}
+
 #[test]
 fn switching_the_cache_off_writes_it_back() {
     let mut dev = faulty(FaultPlan { volatile_cache: cache(1, 100), ..FaultPlan::new(8) });
