@@ -164,13 +164,22 @@ fn parse_with(text: &[u8], loader: Loader) -> Result<Options, SyntaxError> {
         Loader::Safeboot => (SAFEBOOT_OPTIONS, &[]),
         Loader::Mboot => (MBOOT_OPTIONS, &[("timeout", 5), ("errtimeout", -1)]),
     };
-    let mut values: Vec<Value> = table
+    let values: Vec<Value> = table
         .iter()
         .map(|(name, kind)| match kind {
             Kind::Str => Value::Str(None),
             Kind::Int => Value::Int(defaults.iter().find(|(n, _)| n == name).map_or(0, |(_, v)| *v)),
         })
         .collect();
+    let (values, result) = parse_over(text, table, values);
+    result.map(|()| Options { table, values })
+}
+
+/// The parse loop of `parse_config_file` over `values` as they stand: the
+/// values reached (also when a syntax error stopped the parse part-way,
+/// which is what the 6.7u1 loader carries into the next bank) and whether
+/// the file was accepted.
+fn parse_over(text: &[u8], table: OptionTable, mut values: Vec<Value>) -> (Vec<Value>, Result<(), SyntaxError>) {
     for (index, raw_line) in text.split(|&b| b == b'\n').enumerate() {
         let line = match raw_line.iter().position(|&b| b == 0) {
             Some(nul) => &raw_line[..nul],
@@ -202,15 +211,58 @@ fn parse_with(text: &[u8], loader: Loader) -> Result<Options, SyntaxError> {
             Kind::Int if value.is_empty() => Value::Int(0),
             Kind::Int if is_number(value) => Value::Int(atoi(value)),
             Kind::Int => {
-                return Err(SyntaxError {
-                    line: index + 1,
-                    key: name,
-                    value: String::from_utf8_lossy(value).into_owned(),
-                })
+                let error =
+                    SyntaxError { line: index + 1, key: name, value: String::from_utf8_lossy(value).into_owned() };
+                return (values, Err(error));
             }
         };
     }
-    Ok(Options { table, values })
+    (values, Ok(()))
+}
+
+/// safeboot's table in the ESXi 6.7u1/6.7u2 loader: no `quickboot` key
+/// (so `quickboot=1` and `q=1` are ignored like any unknown key).
+const SAFEBOOT_67U1_OPTIONS: OptionTable = &[("build", Kind::Str), ("updated", Kind::Int), ("bootstate", Kind::Int)];
+
+/// The option values the ESXi 6.7u1/6.7u2 safeboot holds between banks: it
+/// does not reset them before parsing the next bank's boot.cfg, so a key a
+/// file does not set keeps the value from the bank parsed before it
+/// (docs/bootloader.md: Older loader). [`Carried::default`] is the
+/// state before the first bank: every option at its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    values: Vec<Value>,
+}
+
+impl Default for Carried {
+    fn default() -> Carried {
+        Carried { values: vec![Value::Str(None), Value::Int(0), Value::Int(0)] }
+    }
+}
+
+impl Carried {
+    /// The values as a config (quickboot is always false: no such key).
+    pub fn config(&self) -> SafebootConfig {
+        let o = Options { table: SAFEBOOT_67U1_OPTIONS, values: self.values.clone() };
+        SafebootConfig {
+            build: o.get_str("build").map(str::to_owned),
+            updated: o.get_int("updated") as u32,
+            bootstate: o.get_int("bootstate"),
+            quickboot: false,
+        }
+    }
+}
+
+impl SafebootConfig {
+    /// Parses `text` as the 6.7u1/6.7u2 safeboot does, starting from the
+    /// values `carried` over from the previous bank, and updates `carried`
+    /// to the values reached, whether or not the file is accepted (a file
+    /// rejected part-way leaves the lines before the error applied).
+    pub fn parse_67u1(text: &[u8], carried: &mut Carried) -> Result<SafebootConfig, SyntaxError> {
+        let (values, result) = parse_over(text, SAFEBOOT_67U1_OPTIONS, std::mem::take(&mut carried.values));
+        carried.values = values;
+        result.map(|()| carried.config())
+    }
 }
 
 /// What safeboot reads from a bank's boot.cfg.

@@ -20,15 +20,90 @@
 //!   strictly greater `updated` (ties go to the lowest partition number);
 //! - a selected bank whose build does not start with a digit fails to
 //!   chainload, and safeboot does not try another bank.
+//!
+//! Two loader versions decide ([`LoaderVersion`]; docs/bootloader.md:
+//! Older loader). The one shipped with ESXi 6.7u1 and 6.7u2 differs from
+//! the current one exactly in: it looks at partitions 5 and 6 only (so at
+//! most two banks, and no partition-type check: the I/O side probes those
+//! two for the VMware UUID whatever their type); it has no `quickboot` key;
+//! it does not reset the options between the two parses, so a key bank 6
+//! lacks keeps bank 5's value; Shift+R needs both banks bootable and lists
+//! them as `HYPERVISOR1`/`HYPERVISOR2`; a partition without the magic logs
+//! "BANK<n>: not a VMware boot bank" and a rejected boot.cfg "BANK<n>:
+//! invalid configuration.", both at error level.
 
-use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
 use visorsim_media::vmfat::VmfatUuid;
 
-use crate::bootcfg::{locate_bootstate, SafebootConfig, WriterSlot};
+use crate::bootcfg::{locate_bootstate, Carried, SafebootConfig, WriterSlot};
 use crate::status::{self, EsxStatus};
 
 /// At most this many banks are scanned (`BOOTBANKS_NR`).
 pub const MAX_BANKS: usize = 3;
+
+/// Which esx-boot release decides (docs/bootloader.md: Older loader).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LoaderVersion {
+    /// The loader of ESXi 7.0 to 9.0 (and 6.7u3): every partition scanned,
+    /// up to three banks, `quickboot`, options reset per bank.
+    #[default]
+    #[serde(rename = "current")]
+    Current,
+    /// The loader of ESXi 6.7u1 and 6.7u2: partitions 5 and 6 only, no
+    /// `quickboot`, options carried from bank 5 into bank 6.
+    #[serde(rename = "6.7u1")]
+    V67u1,
+}
+
+impl LoaderVersion {
+    /// Both versions, the default first.
+    pub const ALL: [LoaderVersion; 2] = [LoaderVersion::Current, LoaderVersion::V67u1];
+
+    /// The name used on the command line and in scenario files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LoaderVersion::Current => "current",
+            LoaderVersion::V67u1 => "6.7u1",
+        }
+    }
+
+    /// Whether safeboot checks the partition type before looking for the
+    /// VMware UUID (the 6.7u1 loader does not).
+    pub const fn checks_partition_type(self) -> bool {
+        matches!(self, LoaderVersion::Current)
+    }
+
+    /// Whether safeboot looks at partition `number` at all (the 6.7u1
+    /// loader: 5 and 6 only).
+    pub const fn scans_partition(self, number: u32) -> bool {
+        match self {
+            LoaderVersion::Current => true,
+            LoaderVersion::V67u1 => number == 5 || number == 6,
+        }
+    }
+}
+
+impl fmt::Display for LoaderVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LoaderVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LoaderVersion, String> {
+        match s {
+            "current" => Ok(LoaderVersion::Current),
+            // 6.7u2 shipped the same loader as 6.7u1.
+            "6.7u1" | "6.7u2" => Ok(LoaderVersion::V67u1),
+            other => Err(format!("unknown loader {other:?} (expected current or 6.7u1)")),
+        }
+    }
+}
 
 /// What the scan found at one partition number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +120,10 @@ pub enum Probe {
     NoConfig {
         /// Why, for the report (the loader only logs a debug line).
         reason: String,
+        /// The boot.cfg bytes when the file was read but the parser
+        /// rejected it (the 6.7u1 loader carries the lines before the error
+        /// into the next bank); `None` when it could not be read.
+        text: Option<Vec<u8>>,
     },
     /// A bank: its UUID, safeboot's view of boot.cfg, and where the writer
     /// would put a new bootstate digit.
@@ -55,6 +134,9 @@ pub enum Probe {
         config: SafebootConfig,
         /// The writer's slot in boot.cfg's first 512 bytes.
         writer: WriterSlot,
+        /// The boot.cfg bytes as read (the 6.7u1 loader parses them again
+        /// over the options carried from the previous bank).
+        text: Vec<u8>,
     },
 }
 
@@ -64,8 +146,8 @@ impl Probe {
     /// slot in the first 512 bytes.
     pub fn from_boot_cfg(uuid: VmfatUuid, text: &[u8]) -> Probe {
         match SafebootConfig::parse(text) {
-            Ok(config) => Probe::Bank { uuid, config, writer: locate_bootstate(text) },
-            Err(e) => Probe::NoConfig { reason: e.to_string() },
+            Ok(config) => Probe::Bank { uuid, config, writer: locate_bootstate(text), text: text.to_vec() },
+            Err(e) => Probe::NoConfig { reason: e.to_string(), text: Some(text.to_vec()) },
         }
     }
 }
@@ -263,41 +345,106 @@ impl Pass<'_> {
     }
 }
 
-/// Runs one safeboot pass over `facts` (ascending partition numbers).
-/// `disk` performs a write and reports esx-boot's status on failure.
+/// Runs one pass of the current safeboot over `facts` (ascending partition
+/// numbers). `disk` performs a write and reports esx-boot's status on failure.
 pub fn decide(
     facts: &[PartitionFacts],
     options: SafebootOptions,
     disk: &mut dyn FnMut(&StateWrite) -> Result<(), EsxStatus>,
 ) -> Decision {
+    decide_with(facts, options, LoaderVersion::Current, disk)
+}
+
+/// What one loader version makes of one partition before the state
+/// machine: a bank to scan, or nothing (skips are logged into `pass`).
+fn candidate(
+    loader: LoaderVersion,
+    fact: &PartitionFacts,
+    carried: &mut Carried,
+    pass: &mut Pass<'_>,
+    skipped: &mut Vec<(u32, String)>,
+) -> Option<(VmfatUuid, SafebootConfig, WriterSlot)> {
+    let n = fact.number;
+    match loader {
+        LoaderVersion::Current => match &fact.probe {
+            Probe::NotFound | Probe::Empty => None,
+            Probe::WrongType => {
+                skipped.push((n, "partition type is not FAT or EFI".to_owned()));
+                None
+            }
+            Probe::NoUuid => {
+                pass.log(Level::Debug, format!("BANK{n}: no bank UUID: Not found."));
+                skipped.push((n, "no VMware FAT UUID".to_owned()));
+                None
+            }
+            Probe::NoConfig { reason, .. } => {
+                pass.log(Level::Debug, format!("BANK{n}: no valid configuration file."));
+                skipped.push((n, format!("no valid configuration file: {reason}")));
+                None
+            }
+            Probe::Bank { uuid, config, writer, .. } => Some((*uuid, config.clone(), *writer)),
+        },
+        LoaderVersion::V67u1 => match &fact.probe {
+            // No partition at that number: nothing to read.
+            Probe::NotFound | Probe::Empty => {
+                skipped.push((n, "no such partition".to_owned()));
+                None
+            }
+            // No type check: the I/O side probes partitions 5 and 6 for the
+            // UUID whatever their type, so `WrongType` only comes from a
+            // caller that did not; such a partition has no bank magic.
+            Probe::WrongType | Probe::NoUuid => {
+                pass.log(Level::Error, format!("BANK{n}: not a VMware boot bank"));
+                skipped.push((n, "no VMware FAT UUID".to_owned()));
+                None
+            }
+            Probe::NoConfig { reason, text } => {
+                if let Some(text) = text {
+                    // The lines before the syntax error stay applied.
+                    let _ = SafebootConfig::parse_67u1(text, carried);
+                }
+                pass.log(Level::Error, format!("BANK{n}: invalid configuration."));
+                skipped.push((n, format!("no valid configuration file: {reason}")));
+                None
+            }
+            Probe::Bank { uuid, writer, text, .. } => match SafebootConfig::parse_67u1(text, carried) {
+                Ok(config) => Some((*uuid, config, *writer)),
+                Err(e) => {
+                    pass.log(Level::Error, format!("BANK{n}: invalid configuration."));
+                    skipped.push((n, format!("no valid configuration file: {e}")));
+                    None
+                }
+            },
+        },
+    }
+}
+
+/// Runs one safeboot pass of `loader` over `facts` (ascending partition
+/// numbers). `disk` performs a write and reports esx-boot's status on failure.
+pub fn decide_with(
+    facts: &[PartitionFacts],
+    options: SafebootOptions,
+    loader: LoaderVersion,
+    disk: &mut dyn FnMut(&StateWrite) -> Result<(), EsxStatus>,
+) -> Decision {
+    let max_banks = match loader {
+        LoaderVersion::Current => MAX_BANKS,
+        LoaderVersion::V67u1 => 2,
+    };
+    let mut carried = Carried::default();
     let mut pass =
         Pass { log: Vec::new(), writes: Vec::new(), countdowns: 0, fake_write_error: options.fake_write_error, disk };
     let mut banks: Vec<(BankState, WriterSlot)> = Vec::new();
     let mut skipped = Vec::new();
     let mut rollback = false;
 
-    for fact in facts {
-        if banks.len() == MAX_BANKS {
+    for fact in facts.iter().filter(|f| loader.scans_partition(f.number)) {
+        if banks.len() == max_banks {
             break;
         }
         let n = fact.number;
-        let (uuid, config, writer) = match &fact.probe {
-            Probe::NotFound | Probe::Empty => continue,
-            Probe::WrongType => {
-                skipped.push((n, "partition type is not FAT or EFI".to_owned()));
-                continue;
-            }
-            Probe::NoUuid => {
-                pass.log(Level::Debug, format!("BANK{n}: no bank UUID: Not found."));
-                skipped.push((n, "no VMware FAT UUID".to_owned()));
-                continue;
-            }
-            Probe::NoConfig { reason } => {
-                pass.log(Level::Debug, format!("BANK{n}: no valid configuration file."));
-                skipped.push((n, format!("no valid configuration file: {reason}")));
-                continue;
-            }
-            Probe::Bank { uuid, config, writer } => (*uuid, config, *writer),
+        let Some((uuid, config, writer)) = candidate(loader, fact, &mut carried, &mut pass, &mut skipped) else {
+            continue;
         };
         let build_set = config.build.as_deref().is_some_and(|b| !b.is_empty());
         let ok = config.updated != 0 && build_set;
@@ -370,11 +517,20 @@ pub fn decide(
     if let Some(answer) = options.rollback {
         if let Some(index) = default {
             let bootable = banks.iter().filter(|(b, _)| b.bootable).count();
+            // The 6.7u1 loader needs both of its two banks bootable, which
+            // with at most two banks is the same count.
             if bootable < 2 {
                 pass.log(Level::Error, "No alternate hypervisor to roll back to.".to_owned());
                 pass.countdowns += 1;
                 rollback = false;
             } else {
+                if loader == LoaderVersion::V67u1 {
+                    // The old prompt lists the installed hypervisors first.
+                    for (i, (bank, _)) in banks.iter().enumerate() {
+                        let build = bank.build.as_deref().unwrap_or("(null)");
+                        pass.log(Level::Info, format!("HYPERVISOR{}: BANK{} build {build}", i + 1, bank.number));
+                    }
+                }
                 pass.log(Level::Warning, "CURRENT DEFAULT HYPERVISOR WILL BE REPLACED PERMANENTLY.".to_owned());
                 pass.log(Level::Warning, "DO YOU REALLY WANT TO ROLL BACK?".to_owned());
                 match answer {

@@ -267,6 +267,13 @@ pub struct FaultStep {
     /// (at most this many of them).
     #[serde(default)]
     pub volatile_cache_reorder: Option<usize>,
+    /// Of the writes after this step, these (1-based, counted as
+    /// `power_cut_after_writes` counts them) are lost at the cut if no flush
+    /// landed them: one exact crash state of `visorsim explore` (a write
+    /// cache turns on; the write the cut interrupts always lands). At most
+    /// 64 numbers, each at least 1.
+    #[serde(default)]
+    pub lost_writes: Vec<u64>,
     /// Reads of these LBAs fail (latent sector errors).
     #[serde(default)]
     pub bad_sectors: Vec<u64>,

@@ -53,6 +53,20 @@ pub(super) fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunE
             Some(visorsim_disk::CacheModel { max_reorder: r, drop_probability_percent: 50 });
         armed.push(format!("volatile cache (reorder {r})"));
     }
+    if !f.lost_writes.is_empty() {
+        if f.lost_writes.len() > 64 || f.lost_writes.contains(&0) {
+            let message = format!(
+                "fault.lost_writes: {} number(s); give at most 64, each at least 1 (the first write after this step is 1)",
+                f.lost_writes.len()
+            );
+            return Err(RunError::new(RunErrorKind::Fault, "fault.lost_writes", message));
+        }
+        let writes = w.dev.writes();
+        let plan = w.dev.plan_mut();
+        plan.lost_at_cut.extend(f.lost_writes.iter().map(|n| writes.saturating_add(*n)));
+        plan.volatile_cache.get_or_insert(visorsim_disk::CacheModel { max_reorder: 0, drop_probability_percent: 0 });
+        armed.push(format!("write(s) {:?} lost at the cut", f.lost_writes));
+    }
     if !f.bad_sectors.is_empty() {
         w.dev.plan_mut().bad_sectors.extend(f.bad_sectors.iter().copied());
         armed.push(format!("{} bad sector(s)", f.bad_sectors.len()));
