@@ -9,7 +9,7 @@ use std::path::Path;
 
 use clap::{Args, ValueEnum};
 use visorsim_boot::boot::{BootOptions, ShiftR};
-use visorsim_boot::safeboot::Answer;
+use visorsim_boot::safeboot::{Answer, LoaderVersion};
 use visorsim_disk::SectorSize;
 use visorsim_media::layout::Layout;
 use visorsim_scenario::explore::Operation;
@@ -66,6 +66,27 @@ impl AnswerArg {
         match self {
             AnswerArg::Yes => Answer::Yes,
             AnswerArg::No => Answer::No,
+        }
+    }
+}
+
+/// `--loader`: which esx-boot release decides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LoaderArg {
+    // ESXi 7.0 to 9.0 (and 6.7u3).
+    #[default]
+    Current,
+    // ESXi 6.7u1 and 6.7u2.
+    #[value(name = "6.7u1")]
+    V67u1,
+}
+
+impl LoaderArg {
+    /// The loader version.
+    pub fn loader(self) -> LoaderVersion {
+        match self {
+            LoaderArg::Current => LoaderVersion::Current,
+            LoaderArg::V67u1 => LoaderVersion::V67u1,
         }
     }
 }
@@ -163,6 +184,9 @@ mod tests {
             assert_eq!(name(v), v.sector_size().bytes().to_string());
         }
         assert_eq!(AnswerArg::value_variants().iter().map(|&v| name(v)).collect::<Vec<_>>(), ["yes", "no"]);
+        for &v in LoaderArg::value_variants() {
+            assert_eq!(name(v), v.loader().name());
+        }
     }
 }
 
@@ -182,6 +206,9 @@ pub struct LoaderFlags {
     /// safeboot's `-f`: every bootstate write is skipped and reported as failed.
     #[arg(long)]
     pub fake_write_error: bool,
+    /// Which bootloader decides: current (ESXi 7.0 to 9.0) or 6.7u1 (ESXi 6.7u1/6.7u2: banks 5 and 6 only).
+    #[arg(long, value_enum, default_value_t = LoaderArg::Current)]
+    pub loader: LoaderArg,
 }
 
 impl LoaderFlags {
@@ -195,6 +222,11 @@ impl LoaderFlags {
         } else {
             ShiftR::None
         };
-        BootOptions { shift_r, fake_write_error: self.fake_write_error, ..Default::default() }
+        BootOptions {
+            shift_r,
+            fake_write_error: self.fake_write_error,
+            loader: self.loader.loader(),
+            ..Default::default()
+        }
     }
 }

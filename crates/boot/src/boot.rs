@@ -31,7 +31,8 @@ use crate::bootcfg::MbootConfig;
 use crate::load::{load_modules, md5_hex, LoadError, LoadOptions, LoadedModule};
 use crate::mboot::{self, AfterFailure, ModuleSpec};
 use crate::safeboot::{
-    self, Answer, Decision, Level, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict,
+    self, Answer, Decision, Level, LoaderVersion, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite,
+    Verdict,
 };
 use crate::status::{self, EsxStatus};
 use crate::volume::{scan_volumes, PartKind, Volume};
@@ -66,6 +67,8 @@ pub struct BootOptions {
     pub shift_r: ShiftR,
     /// safeboot's `-f`.
     pub fake_write_error: bool,
+    /// Which esx-boot release decides (the current one by default).
+    pub loader: LoaderVersion,
     /// Module loading.
     pub load: LoadOptions,
     /// Read before and after the module load to fill
@@ -180,6 +183,7 @@ fn probe<D: BlockDevice>(
     dev: &mut D,
     volumes: &[Volume],
     max: u32,
+    loader: LoaderVersion,
 ) -> (Vec<PartitionFacts>, Vec<PartitionScan>, Vec<BankIo>) {
     let mut facts = Vec::new();
     let mut scans = Vec::new();
@@ -189,7 +193,10 @@ fn probe<D: BlockDevice>(
             facts.push(PartitionFacts { number, probe: Probe::NotFound });
             continue;
         };
-        let (probe, result) = probe_volume(dev, v, &mut banks);
+        if !loader.scans_partition(number) {
+            continue;
+        }
+        let (probe, result) = probe_volume(dev, v, &mut banks, loader);
         if v.kind != PartKind::Empty {
             scans.push(PartitionScan { number, kind: v.kind, result });
         }
@@ -198,11 +205,20 @@ fn probe<D: BlockDevice>(
     (facts, scans, banks)
 }
 
-fn probe_volume<D: BlockDevice>(dev: &mut D, v: &Volume, banks: &mut Vec<BankIo>) -> (Probe, String) {
+fn probe_volume<D: BlockDevice>(
+    dev: &mut D,
+    v: &Volume,
+    banks: &mut Vec<BankIo>,
+    loader: LoaderVersion,
+) -> (Probe, String) {
     match v.kind {
         PartKind::Empty => return (Probe::Empty, "empty".into()),
-        PartKind::Other => return (Probe::WrongType, "skipped: not a FAT or EFI partition".into()),
-        PartKind::Fat | PartKind::Efi => {}
+        // The 6.7u1 loader has no type check: it reads sector 1 of
+        // partitions 5 and 6 whatever their type GUID.
+        PartKind::Other if loader.checks_partition_type() => {
+            return (Probe::WrongType, "skipped: not a FAT or EFI partition".into())
+        }
+        PartKind::Fat | PartKind::Efi | PartKind::Other => {}
     }
     let uuid = match vmfat::read_uuid(dev, v.first_lba) {
         Ok(Some(uuid)) => uuid,
@@ -210,7 +226,7 @@ fn probe_volume<D: BlockDevice>(dev: &mut D, v: &Volume, banks: &mut Vec<BankIo>
         Err(e) => return (Probe::NoUuid, format!("skipped: sector 1 unreadable: {e}")),
     };
     let no_config = |reason: String| {
-        (Probe::NoConfig { reason: reason.clone() }, format!("skipped: no valid configuration file: {reason}"))
+        (Probe::NoConfig { reason: reason.clone(), text: None }, format!("skipped: no valid configuration file: {reason}"))
     };
     let reader = match FatReader::open(dev, v.first_lba, v.sectors) {
         Ok(r) => r,
@@ -231,7 +247,7 @@ fn probe_volume<D: BlockDevice>(dev: &mut D, v: &Volume, banks: &mut Vec<BankIo>
     let probe = Probe::from_boot_cfg(uuid, &text);
     let result = match &probe {
         Probe::Bank { .. } => "bank".to_owned(),
-        Probe::NoConfig { reason } => format!("skipped: no valid configuration file: {reason}"),
+        Probe::NoConfig { reason, .. } => format!("skipped: no valid configuration file: {reason}"),
         _ => unreachable!("from_boot_cfg gives Bank or NoConfig"),
     };
     if matches!(probe, Probe::Bank { .. }) {
@@ -260,11 +276,12 @@ fn write_digit<D: BlockDevice>(dev: &mut D, bank: &BankIo, write: &StateWrite) -
 fn safeboot_pass<D: BlockDevice>(
     dev: &mut D,
     options: SafebootOptions,
+    loader: LoaderVersion,
     log: &mut Vec<LogLine>,
 ) -> (Pass, Vec<BankIo>, &'static str, Option<String>) {
     let table = scan_volumes(dev);
-    let (facts, partitions, banks) = probe(dev, &table.volumes, table.max_number);
-    let decision = safeboot::decide(&facts, options, &mut |w| {
+    let (facts, partitions, banks) = probe(dev, &table.volumes, table.max_number, loader);
+    let decision = safeboot::decide_with(&facts, options, loader, &mut |w| {
         let bank = banks.iter().find(|b| b.number == w.number).expect("writes name scanned banks");
         write_digit(dev, bank, w)
     });
@@ -281,7 +298,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         }
         _ => SafebootOptions { rollback: None, fake_write_error: options.fake_write_error },
     };
-    let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, &mut log);
+    let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, options.loader, &mut log);
     let mut report = BootReport {
         outcome: Outcome::NoHypervisor,
         partition_scheme: scheme,
@@ -339,7 +356,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
                         text: "Shift+R pressed: returning to safeboot for a rollback.".into(),
                     });
                     let opts = SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error };
-                    let (pass, new_banks, _, _) = safeboot_pass(dev, opts, &mut log);
+                    let (pass, new_banks, _, _) = safeboot_pass(dev, opts, options.loader, &mut log);
                     report.passes.push(pass);
                     banks = new_banks;
                     continue;
