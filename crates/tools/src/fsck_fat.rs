@@ -99,6 +99,37 @@ impl FsckFat {
         }))
     }
 
+    /// `fsck.fat -n image`, everything it printed kept, clean or not (a
+    /// clean volume can still get warnings, such as a broken long name that
+    /// fsck.fat does not correct): for comparing with another checker.
+    pub fn output_of_file(&self, image: &Path) -> Result<FsckOutput, ToolError> {
+        std::fs::metadata(image).map_err(|e| ToolError::io(image, e))?;
+        let image = if image.is_absolute() { image.to_owned() } else { Path::new(".").join(image) };
+        let args = [OsString::from("-n"), image.into_os_string()];
+        let out = Run { program: &self.program, package: PACKAGE, args: &args, locale: LOCALE, limit: self.timeout }
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(FsckOutput {
+            exit_code: out.status.code(),
+            lines: text.lines().skip(1).map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect(),
+            stderr: crate::stderr_text(&out),
+        })
+    }
+
+    /// [`FsckFat::output_of_file`] of a volume held in memory, written to a
+    /// temporary file first.
+    pub fn output_of_bytes(&self, volume: &[u8]) -> Result<FsckOutput, ToolError> {
+        let dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let temp = tempfile::Builder::new()
+            .prefix("visorsim-fsck-")
+            .suffix(".img")
+            .tempfile_in(&dir)
+            .map_err(|e| ToolError::io(dir, e))?;
+        let path = temp.path().to_owned();
+        temp.as_file().write_all_at(volume, 0).map_err(|e| ToolError::io(&path, e))?;
+        self.output_of_file(&path)
+    }
+
     /// `fsck.fat -n` of a volume held in memory, written to a temporary
     /// file first.
     pub fn check_bytes(&self, volume: &[u8]) -> Result<FsckReport, ToolError> {
@@ -157,6 +188,124 @@ impl FsckReport {
             FsckReport::Damaged(damage) => Some(damage),
         }
     }
+}
+
+/// Everything one `fsck.fat -n` run printed ([`FsckFat::output_of_file`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsckOutput {
+    /// fsck.fat's exit code: 0 when it would change nothing, 1 when it
+    /// would repair something or gave up (`None` if a signal ended it).
+    pub exit_code: Option<i32>,
+    /// stdout after its version line, trimmed, blank lines left out.
+    pub lines: Vec<String>,
+    /// stderr (why it gave up, if it did).
+    pub stderr: String,
+}
+
+impl FsckOutput {
+    /// Whether fsck.fat exited 0 (warnings may still have been printed).
+    pub fn is_clean(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+
+    /// The finding classes of everything printed ([`finding_class`] of each
+    /// line of stdout and stderr), by their snake_case names.
+    pub fn classes(&self) -> std::collections::BTreeSet<&'static str> {
+        self.lines.iter().map(String::as_str).chain(self.stderr.lines()).filter_map(finding_class).collect()
+    }
+}
+
+/// The finding class (snake_case, as `visorsim_media::fat::FindingClass`
+/// names them) of one line fsck.fat 4.2 prints, `None` for lines that are
+/// not a finding (file paths, what it does about one, its summary).
+///
+/// ```text
+///   boot_sector        "Logical sector size ...", "Cluster size is zero.", "... FATs are supported ...",
+///                      "Failed to read sector ...", "FAT size is zero.", "... no space for any data clusters",
+///                      "Too many clusters ...", "... only space for ... FAT entries.", "Root directory ...",
+///                      "Got N bytes instead of M at ..."
+///   fat_media          "Both FATs appear to be corrupt ...", "First FAT appears to be corrupt ..."
+///   fat_copies_differ  "FATs differ ..."
+///   dirty_bit          "Dirty bit is set. ..."
+///   chain_out_of_range "Cluster N out of range ...", "Start cluster beyond limit ...", "Bad start cluster 1. ..."
+///   chain_loop         "Circular cluster chain. ..."
+///   chain_ends_early   "File size is N bytes, cluster chain length is M bytes."
+///   size_mismatch      "File size is N bytes, cluster chain length is > M bytes."
+///   cross_link         "share clusters."
+///   free_in_chain      "Contains a free cluster (N). Assuming EOF."
+///   bad_cluster        "Contains a bad cluster ...", "Internal error: next_cluster on bad cluster"
+///   lost_clusters      "Reclaimed N unused clusters ..."
+///   bad_dir_entry      "Bad short file name ...", "Directory has non-zero size. ...", "Start does point to ...",
+///                      "Has a large number of bad entries. ..."
+///   duplicate_entry    "Duplicate directory entry."
+///   bad_long_name      the LFN messages: "... long file name ...", "... long filename ...", "... VFAT long filename slot ..."
+///   bad_dot_entries    "Expected a valid '.' entry ...", "Invalid '..' entry ...", "Is a dot with no 8.3 name flag ..."
+///   volume_label       the label messages ("Label ...", "Volume label ...", "There is no label ...")
+/// ```
+pub fn finding_class(line: &str) -> Option<&'static str> {
+    let line = line.trim();
+    if line.starts_with('/') {
+        return None;
+    }
+    let has = |needle: &str| line.contains(needle);
+    let class = if has("long file name") || has("long filename") || has("Long filename") || has("LFN") {
+        "bad_long_name"
+    } else if has("Logical sector size")
+        || has("Cluster size is zero")
+        || has("FATs are supported")
+        || has("Failed to read sector")
+        || has("FAT size is zero")
+        || has("Filesystem is too large")
+        || has("no space for any data clusters")
+        || has("Too many clusters")
+        || has("FAT has space for too many entries")
+        || has("but only space for")
+        || has("Root directory has zero size")
+        || has("doesn't span an integral number")
+        || (has("Got ") && has("bytes instead of"))
+    {
+        "boot_sector"
+    } else if has("FATs appear to be corrupt") || has("First FAT appears to be corrupt") {
+        "fat_media"
+    } else if has("FATs differ") {
+        "fat_copies_differ"
+    } else if has("Dirty bit is set") {
+        "dirty_bit"
+    } else if (line.starts_with("Cluster ") && has("out of range"))
+        || has("Start cluster beyond limit")
+        || has("Bad start cluster 1")
+    {
+        "chain_out_of_range"
+    } else if has("Circular cluster chain") {
+        "chain_loop"
+    } else if line.starts_with("File size is") && has("cluster chain length is >") {
+        "size_mismatch"
+    } else if line.starts_with("File size is") {
+        "chain_ends_early"
+    } else if has("share clusters") {
+        "cross_link"
+    } else if has("Contains a free cluster") {
+        "free_in_chain"
+    } else if has("Contains a bad cluster") || has("next_cluster on bad cluster") {
+        "bad_cluster"
+    } else if line.starts_with("Reclaimed ") {
+        "lost_clusters"
+    } else if has("Bad short file name")
+        || has("Directory has non-zero size")
+        || has("Start does point to")
+        || has("Has a large number of bad entries")
+    {
+        "bad_dir_entry"
+    } else if has("Duplicate directory entry") {
+        "duplicate_entry"
+    } else if has("'.' entry") || has("'..' entry") || has("Is a dot with no 8.3 name") {
+        "bad_dot_entries"
+    } else if has("abel") {
+        "volume_label"
+    } else {
+        return None;
+    };
+    Some(class)
 }
 
 /// What fsck.fat printed about a damaged volume.

@@ -32,9 +32,10 @@
 //!   read      esx-boot's read-only view (FatReader)        (was `fatread`)
 //!   dir       long-name listings and lookups (DirSlot)
 //!   ops       Linux vfat's mkdir fix-up and `mv -f`        (was `fatops`)
+//!   check     what `fsck.fat -n` finds, and `fsck.fat -a`'s repairs
 //! ```
 //!
-//! Only `geometry`, `read`, `dir` and `ops` items are public API (through
+//! Only `geometry`, `read`, `dir`, `ops` and `check` items are public API (through
 //! this module, [`crate::fatread`] and [`crate::fatops`]); the rest is the
 //! crate's shared core.
 
@@ -43,6 +44,7 @@ use std::io;
 use fatfs::{Date, DateTime, FileSystem, FsOptions, Time, TimeProvider};
 use visorsim_disk::{BlockDevice, ByteIo, DiskError};
 
+pub mod check;
 pub(crate) mod dir;
 pub(crate) mod dirent;
 pub(crate) mod geometry;
@@ -51,6 +53,9 @@ pub mod ops;
 pub mod read;
 pub(crate) mod table;
 
+pub use check::{
+    check_volume, repair_volume, FatCheck, FatKind, Finding, FindingClass, RepairError, RepairReport, Severity,
+};
 pub use geometry::{BootSectorError, Geometry, RESERVED_SECTORS, ROOT_ENTRIES};
 
 /// Why a FAT volume could not be made or opened.
