@@ -16,6 +16,8 @@
 
 pub mod boot;
 pub mod bootcfg;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gzip;
 pub mod load;
 pub mod mboot;

@@ -32,6 +32,8 @@
 //! and on nothing above them.
 
 pub mod archive;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 pub mod install;
 pub mod kernel;

@@ -13,7 +13,8 @@
 //!
 //! ```text
 //!   gpt:  | flags | disk image ...                 flags bit 0: 4Kn sectors
-//!                                                  flags >> 1: extra zero sectors at the end
+//!                                                  flags bit 1: recompute both headers' CRCs
+//!                                                  flags >> 2: extra zero sectors at the end
 //!   fat:  | flags | sectors (le32) | volume ...    flags bit 0: 4Kn sectors;
 //!                                                  sectors: the partition's length
 //!                                                  (0: the volume bytes' length), at most 2^22
@@ -82,7 +83,14 @@ pub fn gpt_max_alloc(input_len: usize) -> u64 {
 pub fn gpt(data: &[u8]) {
     let Some((&flags, image)) = data.split_first() else { return };
     let size = sector_size(flags);
-    let mut disk = disk_of(image, size, u64::from(flags >> 1), 0);
+    let fixed;
+    let image = if flags & 2 == 2 {
+        fixed = with_crcs(image, size.len(), u64::from(flags >> 2));
+        &fixed[..]
+    } else {
+        image
+    };
+    let mut disk = disk_of(image, size, u64::from(flags >> 2), 0);
 
     let report = read_gpt(&mut disk);
     let primary = read_primary(&mut disk);
@@ -118,6 +126,40 @@ pub fn gpt(data: &[u8]) {
     if let Some(found) = sector::sector_size_from(head, tail, image.len() as u64) {
         assert!(matches!(found, SectorSize::S512 | SectorSize::S4096));
     }
+}
+
+/// `image` with the CRC32s of each GPT header found at LBA 1 or at the
+/// disk's last LBA (`extra` zero sectors after the image) recomputed: the
+/// entry array's first, then the header's, as a tool that rewrites a table
+/// does. Lets mutations of header and entry fields reach the checks past
+/// the CRCs, as the issue's hand-made campaign did.
+fn with_crcs(image: &[u8], ss: usize, extra: u64) -> Vec<u8> {
+    let mut out = image.to_vec();
+    let sectors = (image.len() as u64).div_ceil(ss as u64) + extra;
+    for lba in [1, sectors.saturating_sub(1)] {
+        let Some(at) = usize::try_from(lba).ok().and_then(|l| l.checked_mul(ss)) else { continue };
+        let Some(header) = out.get(at..at.saturating_add(ss)) else { continue };
+        if &header[..8] != b"EFI PART" {
+            continue;
+        }
+        let le32 = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"));
+        let size = (le32(header, 12) as usize).clamp(92, ss);
+        let entries_lba = u64::from_le_bytes(header[72..80].try_into().expect("8 bytes"));
+        let bytes = u64::from(le32(header, 80)) * u64::from(le32(header, 84));
+        let array = usize::try_from(entries_lba)
+            .ok()
+            .and_then(|l| l.checked_mul(ss))
+            .zip(usize::try_from(bytes).ok().filter(|&b| b <= MIB as usize))
+            .and_then(|(start, len)| out.get(start..start.checked_add(len)?));
+        if let Some(array) = array {
+            let crc = crc32fast::hash(array);
+            out[at + 88..at + 92].copy_from_slice(&crc.to_le_bytes());
+        }
+        out[at + 16..at + 20].fill(0);
+        let crc = crc32fast::hash(&out[at..at + size]);
+        out[at + 16..at + 20].copy_from_slice(&crc.to_le_bytes());
+    }
+    out
 }
 
 fn check_table(table: &Table, copy: Copy, lba: u64) {

@@ -118,3 +118,21 @@ pub fn peak_during<R>(f: impl FnOnce() -> R) -> (R, u64) {
     let peak = PEAK.load(Ordering::Relaxed).saturating_sub(start);
     (result, peak)
 }
+
+/// Runs the fuzz entry `entry` of target `target` on `input` and panics
+/// when it held more heap than `budget(input.len())` bytes at once: the
+/// one check every fuzz target and the corpus replay make
+/// (CONTRIBUTING.md, Fuzzing).
+///
+/// # Panics
+/// When the budget is exceeded (a finding), when `entry` panics, or when
+/// [`CountingAllocator`] is not the global allocator.
+pub fn assert_within(target: &str, input: &[u8], entry: fn(&[u8]), budget: fn(usize) -> u64) {
+    let ((), peak) = peak_during(|| entry(input));
+    let allowed = budget(input.len());
+    assert!(
+        peak <= allowed,
+        "fuzz target {target}: {peak} heap bytes held at once on a {}-byte input, above its budget of {allowed}",
+        input.len()
+    );
+}
