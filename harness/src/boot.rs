@@ -14,6 +14,7 @@ use visorsim_disk::{BlockDevice, FileDisk, Overlay};
 
 use crate::args::{LoaderFlags, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
+use crate::handoff::{run_handoff, HandoffResult, QemuFlags};
 
 /// Arguments of `visorsim boot`.
 #[derive(Args, Debug)]
@@ -34,10 +35,14 @@ pub struct BootArgs {
     /// Logical sector size of the image [default: detected from its GPT header, else 512].
     #[arg(long, value_enum)]
     sector_size: Option<SectorSizeArg>,
+    #[command(flatten)]
+    qemu: QemuFlags,
 }
 
 /// Runs `visorsim boot`. Exit codes: 0 booted, 4 no hypervisor, 5 a module
-/// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX version).
+/// (or boot.cfg for mboot) failed to load, 6 chainload failed (unknown ESX
+/// version), 8 `--qemu`: the guest received something else than mboot
+/// loaded, 9 the firmware could not start the loader (system partition).
 pub fn run(args: BootArgs) -> Result<Status, Failure> {
     let sector_size = SectorSizeArg::resolve(args.sector_size, &args.image);
     let options = BootOptions {
@@ -46,22 +51,29 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         clock: Some(since_start),
         ..args.loader.boot_options()
     };
-    let report = if args.dry_run {
+    let (report, handoff) = if args.dry_run {
         let disk = FileDisk::open_read_only(&args.image, sector_size)
             .context(|| format!("Opening {}", args.image.display()))?;
-        boot(&mut Overlay::new(disk), &options, None)
+        let mut disk = Overlay::new(disk);
+        let report = boot(&mut disk, &options, None);
+        let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
+        (report, handoff)
     } else {
         let mut disk = FileDisk::open(&args.image, sector_size)
             .context(|| format!("Opening {} for writing", args.image.display()))?;
         let report = boot(&mut disk, &options, None);
         disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
-        report
+        let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
+        (report, handoff)
     };
     let notes: Vec<String> = trial_note(&report, args.dry_run).into_iter().collect();
     if args.json {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if let Some(object) = value.as_object_mut() {
             object.insert("notes".to_owned(), serde_json::json!(notes));
+            if let Some(h) = &handoff {
+                object.insert("handoff".to_owned(), h.json());
+            }
         }
         println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
     } else {
@@ -69,6 +81,12 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         for note in &notes {
             println!("note: {note}");
         }
+        if let Some(h) = &handoff {
+            println!("{}", h.line());
+        }
+    }
+    if let Some(HandoffResult::Mismatch(_)) = handoff {
+        return Ok(Status::HandoffMismatch);
     }
     Ok(Status::of_boot(&report.outcome))
 }
@@ -183,6 +201,7 @@ fn render(r: &BootReport, verbose: bool) -> String {
                 format!("booted BANK{} build {}", r.selected.unwrap_or(0), r.build.as_deref().unwrap_or("?")),
             Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
             Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", r.selected.unwrap_or(0)),
+            Outcome::LoaderMissing { reason } => format!("The firmware could not start the loader: {reason}"),
             Outcome::LoadFailed { status, module } => format!(
                 "Fatal error: {status}{} ({})",
                 module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default(),

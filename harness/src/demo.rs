@@ -24,6 +24,7 @@ use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
 use crate::failure::{Context, Failure, Status};
+use crate::handoff::{run_handoff, HandoffResult, QemuFlags};
 use crate::host::break_module;
 use crate::progress::Progress;
 
@@ -57,10 +58,35 @@ pub struct DemoArgs {
     /// Replace an esxi6.img in --dir that no demo made (a previous demo's is replaced anyway).
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    qemu: QemuFlags,
 }
 
 struct Narrator<'a> {
     host: &'a Host,
+}
+
+/// With `--qemu`, a boot that loaded a kernel is handed to the guest, and
+/// the guest's confirmation (or the difference it found) is printed under
+/// the timeline's line. `false` after a difference: the demo then stops
+/// with exit code 8.
+fn confirm<D: BlockDevice>(dev: &mut D, report: &BootReport, flags: &QemuFlags) -> Result<bool, Failure> {
+    match run_handoff(dev, report, flags)? {
+        None | Some(HandoffResult::NothingToStart) => Ok(true),
+        Some(HandoffResult::Confirmed { handoff, millis }) => {
+            println!(
+                "          guest confirmed ({}, {millis} ms): {} modules, command line \"{}\"",
+                handoff.run.accel.name(),
+                handoff.modules.len(),
+                handoff.cmdline
+            );
+            Ok(true)
+        }
+        Some(HandoffResult::Mismatch(why)) => {
+            println!("          handoff FAILED: {why}");
+            Ok(false)
+        }
+    }
 }
 
 impl Narrator<'_> {
@@ -83,6 +109,9 @@ fn outcome(report: &BootReport) -> String {
         visorsim_boot::boot::Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
         visorsim_boot::boot::Outcome::ChainloadFailed => {
             format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0))
+        }
+        visorsim_boot::boot::Outcome::LoaderMissing { reason } => {
+            format!("The firmware could not start the loader: {reason}")
         }
     }
 }
@@ -160,6 +189,9 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     Narrator { host: &host }.line(&mut disk, "fresh install: build 8169922 in bank 5, bank 6 empty");
     let r = host.boot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("power on: {}", outcome(&r)));
+    if !confirm(&mut disk, &r, &args.qemu)? {
+        return Ok(Status::HandoffMismatch);
+    }
     host.advance(&mut disk, 120);
     host.set_hostname("esxi-prod-07").map_err(|e| Failure::msg(e.to_string()))?;
     Narrator { host: &host }.line(&mut disk, "hostname set to esxi-prod-07 (in RAM only)");
@@ -170,6 +202,9 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     Narrator { host: &host }.line(&mut disk, "upgrade: build 9214924 staged in bank 6");
     let r = host.reboot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("reboot: trial boot, {}, jumpstart confirms", outcome(&r)));
+    if !confirm(&mut disk, &r, &args.qemu)? {
+        return Ok(Status::HandoffMismatch);
+    }
     let hostname = host.etc().hostname().unwrap_or_default();
     Narrator { host: &host }.line(&mut disk, &format!("configuration carried over: hostname {hostname}"));
     host.advance(&mut disk, 3600);
@@ -177,9 +212,15 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     Narrator { host: &host }.line(&mut disk, "upgrade: build 9484548 (broken s.v00) staged in bank 5");
     let r = host.reboot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("reboot: trial boot fails: {}", outcome(&r)));
+    if !confirm(&mut disk, &r, &args.qemu)? {
+        return Ok(Status::HandoffMismatch);
+    }
     host.advance(&mut disk, 600);
     let r = host.boot(&mut disk, &normal, Some(&mut modules));
     Narrator { host: &host }.line(&mut disk, &format!("power cycle: DIRTY bank 5 invalidated, {}", outcome(&r)));
+    if !confirm(&mut disk, &r, &args.qemu)? {
+        return Ok(Status::HandoffMismatch);
+    }
     let shift = HostBootOptions {
         loader: BootOptions { shift_r: ShiftR::AtSafeboot(Answer::Yes), ..Default::default() },
         ..Default::default()
@@ -188,6 +229,9 @@ pub fn run(args: DemoArgs) -> Result<Status, Failure> {
     let refused = r.log.iter().any(|l| l.text == "No alternate hypervisor to roll back to.");
     let what = if refused { "Shift+R: \"No alternate hypervisor to roll back to.\"" } else { "Shift+R: rolled back" };
     Narrator { host: &host }.line(&mut disk, &format!("{what}, {}", outcome(&r)));
+    if !confirm(&mut disk, &r, &args.qemu)? {
+        return Ok(Status::HandoffMismatch);
+    }
     disk.flush().context(|| format!("Syncing {}", path.display()))?;
     println!();
     println!("Only one level of rollback exists: bank 5's broken build was invalidated, so Shift+R had nothing to go back to.");

@@ -14,6 +14,8 @@
 //! | 5 | [`Status::LoadFailed`]: mboot stopped with a fatal error |
 //! | 6 | [`Status::ChainloadFailed`]: the selected bank failed to chainload |
 //! | 7 | [`Status::Unmet`]: `run`: a scenario's expectation was not met; `explore`, `report`: an invariant was violated at a crash point |
+//! | 8 | [`Status::HandoffMismatch`]: `boot --qemu`, `demo --qemu`: the guest received other modules or another command line than mboot loaded |
+//! | 9 | [`Status::LoaderMissing`]: a boot's firmware could not start the loader (the system partition is missing, unreadable or lacks it) |
 
 use std::error::Error;
 use std::fmt;
@@ -37,6 +39,10 @@ pub enum Status {
     ChainloadFailed,
     /// Exit code 7: a scenario's expectation was not met, or a crash state violated an invariant.
     Unmet,
+    /// Exit code 8: `--qemu`: the guest's report differs from what mboot loaded.
+    HandoffMismatch,
+    /// Exit code 9: the firmware could not start the loader.
+    LoaderMissing,
 }
 
 impl Status {
@@ -47,6 +53,7 @@ impl Status {
             Outcome::NoHypervisor => Status::NoHypervisor,
             Outcome::LoadFailed { .. } => Status::LoadFailed,
             Outcome::ChainloadFailed => Status::ChainloadFailed,
+            Outcome::LoaderMissing { .. } => Status::LoaderMissing,
         }
     }
 
@@ -59,6 +66,8 @@ impl Status {
             Status::LoadFailed => 5,
             Status::ChainloadFailed => 6,
             Status::Unmet => 7,
+            Status::HandoffMismatch => 8,
+            Status::LoaderMissing => 9,
         }
     }
 }
@@ -164,10 +173,12 @@ mod tests {
             Status::LoadFailed,
             Status::ChainloadFailed,
             Status::Unmet,
+            Status::HandoffMismatch,
+            Status::LoaderMissing,
         ]
         .iter()
         .map(|s| s.code())
         .collect();
-        assert_eq!(codes, [0, 3, 4, 5, 6, 7]);
+        assert_eq!(codes, [0, 3, 4, 5, 6, 7, 8, 9]);
     }
 }

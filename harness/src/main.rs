@@ -14,6 +14,8 @@
 //! | 5 | `boot`: mboot stopped with a fatal error (a module or boot.cfg failed to load) |
 //! | 6 | `boot`: the selected bank failed to chainload ("ESX version is unknown.") |
 //! | 7 | `run`: a scenario's expectation was not met; `explore`, `report`: an invariant was violated at a crash point |
+//! | 8 | `boot --qemu`, `demo --qemu`: the guest received other modules or another command line than mboot loaded |
+//! | 9 | `boot`: the firmware could not start the loader (the system partition is missing, unreadable or lacks it) |
 //!
 //! A closed stdout (`visorsim ... | head -1`) ends any command quietly with
 //! exit 0, whether the write failed in a `println!` (see [`quiet_on_broken_pipe`])
@@ -27,6 +29,7 @@ mod convert;
 mod demo;
 mod explore;
 mod failure;
+mod handoff;
 mod host;
 mod inspect;
 mod progress;

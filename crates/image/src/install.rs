@@ -6,7 +6,9 @@
 //! ```text
 //! LBA 0, 1..   protective MBR, primary GPT (backup GPT in the last sectors);
 //!              GUIDs derived from the seed
-//! system boot  FAT16: mboot.c32, safeboot.c32 (labelled stand-ins)
+//! system boot  FAT16 (FAT12 on 4Kn): the loader, as labelled stand-ins:
+//!              /EFI/BOOT/BOOTX64.EFI, /EFI/VMware/{safeboot64,mboot64}.efi,
+//!              /mboot.c32, /safeboot.c32 (visorsim_boot::firmware)
 //! bank 5       FAT16, VMware FAT UUID in sector 1: the image's modules, then
 //!              boot.cfg (bootstate=0, updated=1)
 //! bank 6       FAT16, VMware FAT UUID in sector 1: no files
@@ -23,8 +25,11 @@
 use std::io::{self, Write};
 
 use uuid::Uuid;
+use visorsim_boot::firmware::{FIRMWARE_LOADER, MBOOT};
 use visorsim_disk::{BlockDevice, MemDisk, SectorSize};
 use visorsim_media::fat::{self, FatError, IMAGE_TIME};
+use visorsim_media::fatops;
+use visorsim_media::fatread::FatReader;
 use visorsim_media::layout::{DiskPlan, Layout, LayoutError, PartitionRole, PartitionSpec};
 use visorsim_media::vmfat::{self, VmfatUuid};
 
@@ -160,7 +165,7 @@ pub fn install_on<D: BlockDevice>(
         }
     }
     if let Some(system) = plan.partitions.iter().find(|p| p.role == PartitionRole::SystemBoot) {
-        write_files(&mut dev, system, &bootloader_files(&image.spec.version))?;
+        write_system_partition(&mut dev, system, &image.spec.version)?;
     }
     // The installer writes the image into bank 5 only (bootstate=0,
     // updated=1) and leaves bank 6 formatted but empty.
@@ -198,14 +203,83 @@ pub fn write_files<D: BlockDevice>(dev: &mut D, part: &PartitionSpec, files: &[I
     dev.flush().map_err(|e| io_err("flushing".into())(e.into()))
 }
 
-/// The system partition's files. visorsim does not run the bootloader's
-/// binaries, so these are labelled stand-ins for the BIOS loaders ESXi keeps
-/// in the partition's root (the UEFI ones under `EFI/` are left out: see
-/// [`write_files`] on subdirectories).
-fn bootloader_files(version: &str) -> Vec<ImageFile> {
+/// Writes the loader files into the system partition `part`, as ESXi's
+/// installer leaves them ([`visorsim_boot::firmware::LOADER_FILES`]).
+/// visorsim does not run the bootloader's binaries, so each file is a
+/// labelled stand-in. The legacy BIOS loaders lie in the root; the UEFI
+/// ones under `EFI/BOOT` and `EFI/VMware`, directories made with `fatfs`
+/// whose first cluster is then rewritten as Linux vfat's mkdir leaves it
+/// (fatfs 0.3.6 puts LFN slots before "." and "..", which `fsck.fat`
+/// rejects: [`fatops::fix_new_dir`], [`fatops::fix_new_subdir`]).
+fn write_system_partition<D: BlockDevice>(
+    dev: &mut D,
+    part: &PartitionSpec,
+    version: &str,
+) -> Result<(), InstallError> {
     let stub = |what: &str| format!("visorsim stand-in for the ESXi {version} {what}\n").into_bytes();
-    vec![
-        ImageFile { name: "mboot.c32".into(), data: stub("BIOS mboot") },
-        ImageFile { name: "safeboot.c32".into(), data: stub("BIOS safeboot") },
-    ]
+    write_files(
+        dev,
+        part,
+        &[
+            ImageFile { name: "mboot.c32".into(), data: stub("BIOS mboot") },
+            ImageFile { name: "safeboot.c32".into(), data: stub("BIOS safeboot") },
+        ],
+    )?;
+    let n = part.number;
+    let ss = dev.sector_size().bytes_u64();
+    let (first, sectors) = (part.first_lba(ss), part.len / ss);
+    let io_err = |what: &str| {
+        let what = what.to_owned();
+        move |source: io::Error| InstallError::Io { number: n, what, source }
+    };
+    let op_err = |what: &str| {
+        let what = what.to_owned();
+        move |e: fatops::FatOpError| InstallError::Io { number: n, what, source: io::Error::other(e.to_string()) }
+    };
+    let reader = |dev: &mut D| {
+        FatReader::open(dev, first, sectors).map_err(|e| InstallError::Io {
+            number: n,
+            what: "reading the FAT".into(),
+            source: io::Error::other(e.to_string()),
+        })
+    };
+    // EFI in the root, then BOOT and VMware inside it, each fixed up.
+    let fs = fat::mount(&mut *dev, first, sectors, &IMAGE_TIME).map_err(io_err("mounting"))?;
+    fs.root_dir().create_dir("EFI").map_err(io_err("creating EFI"))?;
+    fs.unmount().map_err(io_err("unmounting"))?;
+    let r = reader(dev)?;
+    let efi = fatops::find_root_long(dev, &r, "EFI").map_err(op_err("finding EFI"))?.ok_or_else(|| {
+        InstallError::Io { number: n, what: "finding EFI".into(), source: io::Error::from(io::ErrorKind::NotFound) }
+    })?;
+    fatops::fix_new_dir(dev, &r, &efi.short).map_err(op_err("fixing EFI"))?;
+    let fs = fat::mount(&mut *dev, first, sectors, &IMAGE_TIME).map_err(io_err("mounting"))?;
+    {
+        let efi_dir = fs.root_dir().open_dir("EFI").map_err(io_err("opening EFI"))?;
+        efi_dir.create_dir("BOOT").map_err(io_err("creating EFI/BOOT"))?;
+        efi_dir.create_dir("VMware").map_err(io_err("creating EFI/VMware"))?;
+    }
+    fs.unmount().map_err(io_err("unmounting"))?;
+    let r = reader(dev)?;
+    for sub in fatops::list_dir_long(dev, &r, &efi.short).map_err(op_err("listing EFI"))? {
+        if sub.is_dir() && sub.long_name != "." && sub.long_name != ".." {
+            fatops::fix_new_subdir(dev, &r, &sub.short, &efi.short).map_err(op_err("fixing a directory of EFI"))?;
+        }
+    }
+    let fs = fat::mount(&mut *dev, first, sectors, &IMAGE_TIME).map_err(io_err("mounting"))?;
+    {
+        let root = fs.root_dir();
+        for (path, what) in [
+            (FIRMWARE_LOADER, "UEFI safeboot (the removable-media default loader)"),
+            ("/EFI/VMware/safeboot64.efi", "UEFI safeboot"),
+            (MBOOT, "UEFI mboot"),
+        ] {
+            let rel = path.trim_start_matches('/');
+            let mut file = root.create_file(rel).map_err(io_err(&format!("creating {rel}")))?;
+            file.truncate().map_err(io_err(&format!("truncating {rel}")))?;
+            file.write_all(&stub(what)).map_err(io_err(&format!("writing {rel}")))?;
+            file.flush().map_err(io_err(&format!("writing {rel}")))?;
+        }
+    }
+    fs.unmount().map_err(io_err("unmounting"))?;
+    dev.flush().map_err(|e| io_err("flushing")(e.into()))
 }

@@ -396,6 +396,9 @@ pub enum BootOutcome {
     LoadFailed,
     /// `chainload_failed`: the selected bank failed to chainload.
     ChainloadFailed,
+    /// `loader_missing`: the firmware could not start the loader (the
+    /// system partition is missing, unreadable or lacks it).
+    LoaderMissing,
 }
 
 impl BootOutcome {
@@ -406,6 +409,7 @@ impl BootOutcome {
             Outcome::NoHypervisor => BootOutcome::NoHypervisor,
             Outcome::LoadFailed { .. } => BootOutcome::LoadFailed,
             Outcome::ChainloadFailed => BootOutcome::ChainloadFailed,
+            Outcome::LoaderMissing { .. } => BootOutcome::LoaderMissing,
         }
     }
 
@@ -416,6 +420,7 @@ impl BootOutcome {
             BootOutcome::NoHypervisor => "no_hypervisor",
             BootOutcome::LoadFailed => "load_failed",
             BootOutcome::ChainloadFailed => "chainload_failed",
+            BootOutcome::LoaderMissing => "loader_missing",
         }
     }
 }

@@ -42,6 +42,7 @@ impl Host {
             ),
             Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
             Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0)),
+            Outcome::LoaderMissing { reason } => format!("The firmware could not start the loader: {reason}"),
             Outcome::LoadFailed { status, module } => {
                 format!("Fatal error: {status}{}", module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default())
             }

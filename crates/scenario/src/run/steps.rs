@@ -50,6 +50,7 @@ fn boot_summary(report: &BootReport) -> String {
         Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
         Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0)),
         Outcome::LoadFailed { status, module } => format!("Fatal error: {status} {}", module.as_deref().unwrap_or("")),
+        Outcome::LoaderMissing { reason } => format!("The firmware could not start the loader: {reason}"),
     }
 }
 
