@@ -11,6 +11,8 @@
 //! ```
 
 pub mod explore;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod model;
 pub mod run;
 pub mod size;
