@@ -140,6 +140,11 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
                     }
                 }
             }
+        } else if !p.loader.is_empty() {
+            let _ = writeln!(s, "  system partition: the loader");
+            for f in &p.loader {
+                let _ = writeln!(s, "  {:<28} {:>8}", f.path, f.size);
+            }
         } else if fat.files.is_empty() {
             let _ = writeln!(s, "  (empty)");
         } else {

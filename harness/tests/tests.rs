@@ -5,6 +5,7 @@
 //! turns every scenario file into a test.)
 
 mod bad_input;
+mod bench_cli;
 mod boot;
 mod cli;
 mod epipe;
@@ -12,5 +13,6 @@ mod explore_cli;
 mod four_kn;
 mod host;
 mod outputs;
+mod qemu;
 mod readme;
 mod util;

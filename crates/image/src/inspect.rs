@@ -15,6 +15,7 @@ use std::io::Read;
 use serde::Serialize;
 use uuid::Uuid;
 use visorsim_boot::bootcfg::BootCfg;
+use visorsim_boot::firmware;
 use visorsim_boot::gzip::{self, ModuleCheck};
 use visorsim_disk::BlockDevice;
 use visorsim_media::fat::IMAGE_TIME;
@@ -65,6 +66,18 @@ pub struct PartitionReport {
     pub name: String,
     /// The FAT volume, for basic-data and EFI partitions that hold one.
     pub fat: Option<FatReport>,
+    /// For the EFI system partition: the loader files found
+    /// ([`visorsim_boot::firmware::LOADER_FILES`], in that order).
+    pub loader: Vec<LoaderFile>,
+}
+
+/// A loader file of the system partition.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoaderFile {
+    /// Its path, as [`visorsim_boot::firmware::LOADER_FILES`] names it.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u32,
 }
 
 /// A FAT volume and, for banks, their ESXi content.
@@ -180,6 +193,7 @@ fn inspect_partition<D: BlockDevice>(
         type_alias: gpt::type_alias(&entry.type_guid).to_owned(),
         name: entry.name.clone(),
         fat: None,
+        loader: Vec::new(),
     };
     let where_ =
         format!("Partition {} (LBA {}, byte {})", entry.number, entry.first_lba, entry.first_lba.saturating_mul(ss));
@@ -211,6 +225,14 @@ fn inspect_partition<D: BlockDevice>(
         ));
     }
     report.fat = read_fat(dev, entry.first_lba, sectors, uuid, &where_, problems);
+    if entry.type_guid == EFI_SYSTEM && report.fat.is_some() {
+        let part = firmware::SystemPartition { number: entry.number, first_lba: entry.first_lba, sectors };
+        report.loader =
+            firmware::loader_files(dev, &part).into_iter().map(|(path, size)| LoaderFile { path, size }).collect();
+        if let Err(why) = firmware::check_loader(dev) {
+            problems.push(format!("{where_}: {why}: the firmware cannot start the loader, so no bank boots"));
+        }
+    }
     report
 }
 
