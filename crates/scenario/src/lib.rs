@@ -4,12 +4,14 @@
 //!
 //! ```text
 //!   model     the JSON schema (serde, unknown fields rejected)
+//!   checked   the range of every number of a scenario, checked while it is read
 //!   run       the runner: builds the disk, plays the steps over the fault layer,
 //!             checks the expectations, records the timeline
 //!   explore   crash-point exploration of one operation
 //!   size      byte sizes ("16G", "500MB"), for scenario files and the CLI
 //! ```
 
+pub mod checked;
 pub mod explore;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -60,11 +60,16 @@ pub struct DiskSpec {
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Compressed size of s.v00 in MB (small by default: scenarios are tests).
-    #[serde(default = "default_payload")]
+    #[serde(default = "default_payload", deserialize_with = "crate::checked::payload_mb")]
     pub payload_mb: f64,
     /// Disk size such as "16G" (default: the layout's smallest).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::checked::disk_size")]
     pub size: Option<String>,
+    /// The host's memory, such as "4G" (`ram`, as `--ram`; default
+    /// [`visorsim_boot::load::DEFAULT_MEMORY_BUDGET`]): what mboot's module
+    /// loads and the RAM-disk's `/etc` restore draw on.
+    #[serde(default, deserialize_with = "crate::checked::ram", skip_serializing_if = "Option::is_none")]
+    pub ram: Option<u64>,
     /// Build number of the installed image (`build_number`; `build` is the
     /// old spelling).
     #[serde(default = "default_build", rename = "build_number", alias = "build")]
@@ -249,7 +254,7 @@ pub struct UpgradeStep {
     #[serde(default)]
     pub broken: Option<String>,
     /// Extra MB of payload (a `tools.t00`) to make the image too big.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::checked::extra_mb")]
     pub extra_mb: u64,
 }
 
@@ -265,7 +270,7 @@ pub struct FaultStep {
     pub torn_sectors: Option<u64>,
     /// Writes between flushes are cached and may be lost or reordered at a cut
     /// (at most this many of them).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::checked::reorder")]
     pub volatile_cache_reorder: Option<usize>,
     /// Of the writes after this step, these (1-based, counted as
     /// `power_cut_after_writes` counts them) are lost at the cut if no flush
@@ -299,6 +304,7 @@ pub struct FaultStep {
 #[serde(deny_unknown_fields)]
 pub struct FileRef {
     /// Partition number (5 or 6).
+    #[serde(deserialize_with = "crate::checked::bank")]
     pub bank: u32,
     /// File name.
     pub file: String,
@@ -335,6 +341,7 @@ pub struct FillRange {
     /// First LBA.
     pub lba: u64,
     /// Number of sectors.
+    #[serde(deserialize_with = "crate::checked::fill_count")]
     pub count: u64,
     /// The byte written.
     pub byte: u8,
@@ -637,6 +644,7 @@ pub enum Step {
         password: String,
     },
     /// Let time pass ("59m", "2h"): hourly auto-backups run.
+    #[serde(deserialize_with = "crate::checked::duration")]
     Advance(String),
     /// backup.sh 0 now.
     Backup,

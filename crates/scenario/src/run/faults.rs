@@ -111,8 +111,15 @@ pub(super) fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String)
             let message = format!("corrupt: {what}: past the end of the disk ({} sectors)", dev.sector_count());
             return Err(RunError::new(RunErrorKind::Corrupt, "corrupt", message).with_lba(fill.lba));
         }
-        let data = vec![fill.byte; ss * fill.count as usize];
-        dev.write_sectors(fill.lba, &data).map_err(|e| sectors_error(what, fill.lba, e))?;
+        // In pieces of at most 1 MiB: `count` can be 2^24 sectors.
+        let per_write = ((1u64 << 20) / ss as u64).max(1);
+        let data = vec![fill.byte; ss * per_write.min(fill.count) as usize];
+        let mut lba = fill.lba;
+        while lba < fill.lba + fill.count {
+            let n = per_write.min(fill.lba + fill.count - lba);
+            dev.write_sectors(lba, &data[..ss * n as usize]).map_err(|e| sectors_error(what.clone(), lba, e))?;
+            lba += n;
+        }
         return Ok((format!("fill LBA {}+{}", fill.lba, fill.count), format!("0x{:02x}", fill.byte)));
     }
     if let Some(lba) = c.lba {

@@ -146,12 +146,19 @@ fn upgrade_image(spec: &DiskSpec, u: &UpgradeStep) -> Result<SystemImage, RunErr
             )
             .with_file(name)
         })?;
+        // The middle of the deflate data and the trailer's CRC32 (the last
+        // 8 bytes hold CRC32 and ISIZE); a module shorter than the trailer
+        // has only its middle byte flipped.
         let n = file.data.len();
-        file.data[n / 2] ^= 0xFF;
-        file.data[n - 8] ^= 0xFF;
+        for at in [Some(n / 2), n.checked_sub(8)].into_iter().flatten() {
+            if let Some(byte) = file.data.get_mut(at) {
+                *byte ^= 0xFF;
+            }
+        }
     }
     if u.extra_mb > 0 {
-        let bytes = (u.extra_mb * 1_000_000) as usize;
+        // `extra_mb` is at most MAX_EXTRA_MB (checked when the file is read).
+        let bytes = usize::try_from(u.extra_mb.saturating_mul(1_000_000)).unwrap_or(usize::MAX);
         image.files.push(ImageFile { name: "tools.t00".into(), data: vec![0x5A; bytes] });
         image.boot_cfg.modules.insert(image.boot_cfg.modules.len() - 1, "tools.t00".into());
     }
