@@ -234,7 +234,7 @@ impl FsckOutput {
 ///   cross_link         "share clusters."
 ///   free_in_chain      "Contains a free cluster (N). Assuming EOF."
 ///   bad_cluster        "Contains a bad cluster ...", "Internal error: next_cluster on bad cluster"
-///   lost_clusters      "Reclaimed N unused clusters ..."
+///   lost_clusters      "Reclaimed N unused clusters ...", with `-a` also "Broke cycle at cluster N in free chain."
 ///   bad_dir_entry      "Bad short file name ...", "Directory has non-zero size. ...", "Start does point to ...",
 ///                      "Has a large number of bad entries. ..."
 ///   duplicate_entry    "Duplicate directory entry."
@@ -288,7 +288,7 @@ pub fn finding_class(line: &str) -> Option<&'static str> {
         "free_in_chain"
     } else if has("Contains a bad cluster") || has("next_cluster on bad cluster") {
         "bad_cluster"
-    } else if line.starts_with("Reclaimed ") {
+    } else if line.starts_with("Reclaimed ") || line.starts_with("Broke cycle at cluster") {
         "lost_clusters"
     } else if has("Bad short file name")
         || has("Directory has non-zero size")

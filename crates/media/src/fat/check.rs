@@ -314,7 +314,7 @@ pub enum RepairError {
 /// Checks the FAT volume of `sectors` device sectors at `first_lba` as
 /// `fsck.fat -n` would check an image of exactly those sectors. Reads only.
 pub fn check_volume<D: BlockDevice>(dev: &mut D, first_lba: u64, sectors: u64) -> FatCheck {
-    let mut engine = Engine::new(dev, first_lba, sectors);
+    let mut engine = Engine::new(dev, first_lba, sectors, false);
     engine.run();
     engine.into_check()
 }
@@ -325,7 +325,7 @@ pub fn check_volume<D: BlockDevice>(dev: &mut D, first_lba: u64, sectors: u64) -
 /// nothing; some repairs, such as a cross-link truncation, leave lost
 /// clusters for it).
 pub fn repair_volume<D: BlockDevice>(dev: &mut D, first_lba: u64, sectors: u64) -> Result<RepairReport, RepairError> {
-    let mut engine = Engine::new(dev, first_lba, sectors);
+    let mut engine = Engine::new(dev, first_lba, sectors, true);
     engine.run();
     let writes = if engine.gave_up || !engine.changed { None } else { Some(engine.planned_writes()) };
     let before = engine.into_check();
@@ -495,10 +495,14 @@ struct Engine<'d, D: BlockDevice> {
     gave_up: bool,
     /// One directory cluster read ahead: (offset, bytes).
     cache: Option<(u64, Vec<u8>)>,
+    /// `fsck.fat -a` mode: lost chains are saved as files, not freed.
+    salvage: bool,
+    /// The number the next FSCKnnnnREC name tries first.
+    rec_number: u32,
 }
 
 impl<'d, D: BlockDevice> Engine<'d, D> {
-    fn new(dev: &'d mut D, first_lba: u64, sectors: u64) -> Self {
+    fn new(dev: &'d mut D, first_lba: u64, sectors: u64, salvage: bool) -> Self {
         let dev_ss = dev.sector_size().bytes_u64();
         let sectors = sectors.min(dev.sector_count().saturating_sub(first_lba));
         Engine {
@@ -523,6 +527,8 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
             dropped: 0,
             gave_up: false,
             cache: None,
+            salvage,
+            rec_number: 0,
         }
     }
 
@@ -769,7 +775,11 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
         self.read_fat()?;
         self.scan_root()?;
         self.check_label()?;
-        self.reclaim_free();
+        if self.salvage {
+            self.reclaim_file()?;
+        } else {
+            self.reclaim_free();
+        }
         self.check_dirty_bits()?;
         Ok(())
     }
@@ -1822,6 +1832,169 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
         }
     }
 
+    /// `fsck.fat -a`'s handling of lost clusters: each lost chain becomes a
+    /// root directory file `FSCKnnnnREC` (attribute 0, no dates, its size
+    /// the chain's clusters), after chains running into owned, free or bad
+    /// clusters are ended there and cycles are broken.
+    fn reclaim_file(&mut self) -> Result<(), Stop> {
+        let l = self.layout.ok_or(Stop)?;
+        let total = l.clusters + 2;
+        let mut refs = vec![0u32; total as usize];
+        for i in 2..total {
+            let next = self.get(i);
+            if self.owner_of(i) == 0 && next != 0 && next < total {
+                let after = self.get(next);
+                if self.owner_of(next) != 0 || after == 0 || l.is_bad(after) {
+                    self.set(i, END);
+                } else {
+                    refs[next as usize] += 1;
+                }
+            }
+        }
+        let mut changed = 0u32;
+        let mut rounds = 0u32;
+        loop {
+            self.tag_free(&mut refs, changed)?;
+            changed = 0;
+            for i in 2..total {
+                let v = self.get(i);
+                if v != 0 && !l.is_bad(v) && self.owner_of(i) == 0 {
+                    let Some(r) = refs.get_mut(v as usize).filter(|r| **r > 0) else {
+                        return Err(self.fatal(
+                            FindingClass::LostClusters,
+                            Some(i),
+                            self.fat_offset(i),
+                            "fsck.fat stops (\"Internal error: num_refs going below zero\")".into(),
+                        ));
+                    };
+                    *r -= 1;
+                    let now_head = *r == 0;
+                    self.set(i, END);
+                    changed = v;
+                    self.damage(
+                        FindingClass::LostClusters,
+                        Some(i),
+                        None,
+                        self.fat_offset(i),
+                        format!("lost chain loops; the cycle is broken at cluster {i}"),
+                    );
+                    if now_head {
+                        break;
+                    }
+                }
+            }
+            rounds += 1;
+            if changed == 0 || rounds > total {
+                break;
+            }
+        }
+        let (mut reclaimed, mut files, mut first) = (0u64, 0u32, 0u32);
+        for i in 2..total {
+            if self.owner_of(i) == ORPHAN && refs[i as usize] == 0 {
+                let offset = self.alloc_rootdir_entry()?;
+                let mut de = [0u8; 32];
+                de[..11].copy_from_slice(format!("FSCK{:04}REC", self.rec_number).as_bytes());
+                de[OFF_START..OFF_START + 2].copy_from_slice(&(i as u16).to_le_bytes());
+                let (mut walk, mut size, mut steps) = (i, 0u32, 0u32);
+                while walk > 0 && walk != END && steps < total {
+                    size = size.wrapping_add(l.cluster_bytes as u32);
+                    reclaimed += 1;
+                    walk = self.next(walk)?;
+                    steps += 1;
+                }
+                de[OFF_SIZE..OFF_SIZE + 4].copy_from_slice(&size.to_le_bytes());
+                self.write_entry(offset, 0, &de)?;
+                self.files += 1;
+                if files == 0 {
+                    first = i;
+                }
+                files += 1;
+            }
+        }
+        if reclaimed > 0 {
+            self.damage(
+                FindingClass::LostClusters,
+                Some(first),
+                None,
+                self.fat_offset(first),
+                format!(
+                    "{reclaimed} lost clusters in {files} chains, the first at {first}; saved as FSCKnnnnREC files"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Gives each unowned chain head (no lost cluster links to it) and its
+    /// chain to the lost files; ends a chain where it runs into a cluster
+    /// already taken.
+    fn tag_free(&mut self, refs: &mut [u32], start: u32) -> Result<(), Stop> {
+        let l = self.layout.ok_or(Stop)?;
+        let total = l.clusters + 2;
+        for i in start.max(2)..total {
+            let v = self.get(i);
+            if v == 0 || l.is_bad(v) || self.owner_of(i) != 0 || refs[i as usize] != 0 {
+                continue;
+            }
+            let (mut prev, mut walk, mut steps) = (0u32, i, 0u32);
+            while walk != END && (2..total).contains(&walk) && steps < total {
+                if self.owner_of(walk) == 0 {
+                    self.set_owner(walk, ORPHAN);
+                } else {
+                    self.set(prev, END);
+                    if let Some(r) = refs.get_mut(walk as usize) {
+                        *r = r.saturating_sub(1);
+                    }
+                    break;
+                }
+                prev = walk;
+                walk = self.next(walk)?;
+                steps += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first free root slot (not an LFN slot) for a recovered file,
+    /// and the next FSCKnnnnREC number no root entry has.
+    fn alloc_rootdir_entry(&mut self) -> Result<u64, Stop> {
+        let l = self.layout.ok_or(Stop)?;
+        let mut names = Vec::with_capacity(l.root_entries as usize);
+        let mut free = None;
+        for k in 0..u64::from(l.root_entries) {
+            let offset = l.root_start + k * 32;
+            let de = self.entry(offset)?;
+            if free.is_none() && is_free_name(de[0]) && de[OFF_ATTR] != ATTR_LFN_EXACT {
+                free = Some(offset);
+            }
+            names.push((offset, de));
+        }
+        let Some(offset) = free else {
+            return Err(self.fatal(
+                FindingClass::LostClusters,
+                None,
+                l.root_start,
+                "lost chains to save but the root directory is full; fsck.fat gives up".into(),
+            ));
+        };
+        loop {
+            let name = format!("FSCK{:04}REC", self.rec_number);
+            let clash = names.iter().any(|(at, de)| *at != offset && c_name_eq(&de[..11], name.as_bytes()));
+            if !clash {
+                return Ok(offset);
+            }
+            self.rec_number += 1;
+            if self.rec_number >= 10000 {
+                return Err(self.fatal(
+                    FindingClass::LostClusters,
+                    None,
+                    offset,
+                    "no unique FSCKnnnnREC name left".into(),
+                ));
+            }
+        }
+    }
+
     fn check_dirty_bits(&mut self) -> Result<(), Stop> {
         let l = self.layout.ok_or(Stop)?;
         let boot_dirty = self.boot.get(BOOT_FLAGS).is_some_and(|b| b & 1 != 0);
@@ -1862,6 +2035,22 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
         }
         writes
     }
+}
+
+/// The owner of clusters of lost chains in `fsck.fat -a` mode.
+const ORPHAN: u32 = u32::MAX;
+
+/// `strncmp(a, b, 11) == 0`: equal up to the first NUL.
+fn c_name_eq(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return false;
+        }
+        if *x == 0 {
+            return true;
+        }
+    }
+    true
 }
 
 fn root_ent() -> [u8; 32] {
