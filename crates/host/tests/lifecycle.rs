@@ -12,7 +12,7 @@ use visorsim_image::install::{install_fresh, InstallOptions};
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
 
-fn image(build_number: u32, seed: u64) -> SystemImage {
+pub(crate) fn image(build_number: u32, seed: u64) -> SystemImage {
     let spec = ImageSpec {
         version: "6.7.0".into(),
         build_number,
@@ -23,12 +23,12 @@ fn image(build_number: u32, seed: u64) -> SystemImage {
     SystemImage::build(&spec, None, &mut |_, _| {}).unwrap()
 }
 
-fn installed() -> MemDisk {
+pub(crate) fn installed() -> MemDisk {
     let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 3 };
     install_fresh(&image(1000, 3), &options).unwrap().0
 }
 
-fn up() -> (MemDisk, Host) {
+pub(crate) fn up() -> (MemDisk, Host) {
     let mut disk = installed();
     let mut host = Host::new(3, SimTime::default());
     let report = host.boot(&mut disk, &HostBootOptions::default(), None);
@@ -40,7 +40,7 @@ fn states(disk: &mut MemDisk) -> Vec<(u32, Option<i32>, Option<u32>)> {
     bank_summaries(disk).into_iter().map(|b| (b.number, b.bootstate, b.updated)).collect()
 }
 
-fn events(host: &Host, kind: EventKind) -> Vec<String> {
+pub(crate) fn events(host: &Host, kind: EventKind) -> Vec<String> {
     host.timeline().iter().filter(|e| e.kind == kind).map(|e| e.text.clone()).collect()
 }
 

@@ -1,5 +1,6 @@
 //! The integration tests of `visorsim-host`, one binary (ripgrep style):
 //! each module covers one part through the public API.
 
+mod advance;
 mod etc;
 mod lifecycle;
