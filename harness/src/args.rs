@@ -9,6 +9,7 @@ use std::path::Path;
 
 use clap::{Args, ValueEnum};
 use visorsim_boot::boot::{BootOptions, ShiftR};
+use visorsim_boot::load::LoadOptions;
 use visorsim_boot::safeboot::{Answer, LoaderVersion};
 use visorsim_disk::SectorSize;
 use visorsim_media::layout::Layout;
@@ -209,6 +210,19 @@ pub struct LoaderFlags {
     /// Which bootloader decides: current (ESXi 7.0 to 9.0) or 6.7u1 (ESXi 6.7u1/6.7u2: banks 5 and 6 only).
     #[arg(long, value_enum, default_value_t = LoaderArg::Current)]
     pub loader: LoaderArg,
+    /// The host's memory (64M to 1T): mboot loads the modules into it (past it: "Out of resources") and the RAM-disk's /etc is restored from it.
+    #[arg(long, value_parser = parse_ram, default_value = "4G")]
+    pub ram: u64,
+}
+
+/// `--ram`: a size within the range a scenario's `disk.ram` accepts.
+pub fn parse_ram(text: &str) -> Result<u64, String> {
+    use visorsim_scenario::checked::{MAX_RAM_BYTES, MIN_RAM_BYTES};
+    let bytes = visorsim_scenario::size::parse_size(text).map_err(|e| e.to_string())?;
+    if !(MIN_RAM_BYTES..=MAX_RAM_BYTES).contains(&bytes) {
+        return Err(format!("{text} is out of range (64M to 1T)"));
+    }
+    Ok(bytes)
 }
 
 impl LoaderFlags {
@@ -226,6 +240,7 @@ impl LoaderFlags {
             shift_r,
             fake_write_error: self.fake_write_error,
             loader: self.loader.loader(),
+            load: LoadOptions { memory_budget: self.ram, ..LoadOptions::default() },
             ..Default::default()
         }
     }

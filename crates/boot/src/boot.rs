@@ -20,7 +20,7 @@
 //! takes verified module results from a [`ModuleCache`] without reading or
 //! inflating them again.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +31,7 @@ use visorsim_media::vmfat::{self, VmfatUuid};
 
 use crate::bootcfg::MbootConfig;
 use crate::firmware;
-use crate::load::{load_modules, md5_hex, LoadError, LoadOptions, LoadedModule};
+use crate::load::{charge, load_modules, md5_hex, Charge, LoadError, LoadOptions, LoadedModule};
 use crate::mboot::{self, AfterFailure, ModuleSpec};
 use crate::safeboot::{
     self, Answer, Decision, Level, LoaderVersion, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite,
@@ -460,8 +460,33 @@ fn fail(
     report.outcome = Outcome::LoadFailed { status: fatal.status, module };
 }
 
+/// Most bytes of module files [`load_all`] holds at once: files are read
+/// and loaded in batches of at most this much (a single file may be larger).
+const BATCH_BYTES: u64 = 256 << 20;
+
+/// One file of the bank's module list, loaded once however often it is listed.
+struct UniqueModule {
+    result: Option<Result<Arc<LoadedModule>, LoadError>>,
+    charge: Option<Charge>,
+    read_failure: Option<String>,
+    cached: bool,
+    token: Option<ModuleKey>,
+}
+
+/// Files read but not loaded yet: (index into the unique modules, path, bytes).
+type Batch = Vec<(usize, String, Vec<u8>)>;
+
 /// Reads and loads every module, kernel first; the first failure in list
 /// order is the boot's failure, as in sequential mboot.
+///
+/// Memory stays bounded whatever boot.cfg lists: files are read and loaded
+/// in batches (at most [`BATCH_BYTES`] of files held at once, never every
+/// module first), a file listed again is read and loaded once and its
+/// result shared, and every listing is charged against
+/// [`LoadOptions::memory_budget`] in list order as mboot's allocations are.
+/// mboot loads each listing into a buffer of its own, so `s.v00` listed a
+/// thousand times needs a thousand times its size, and the listing that no
+/// longer fits fails with `Out of resources`; nothing is read past it.
 #[allow(clippy::too_many_arguments)] // the boot's I/O context, passed explicitly
 fn load_all<D: BlockDevice>(
     dev: &mut D,
@@ -473,81 +498,150 @@ fn load_all<D: BlockDevice>(
     warnings: &mut Vec<String>,
     (clock, load_micros): (Option<MonotonicClock>, &mut Option<u64>),
 ) -> Result<(), (mboot::Fatal, Option<String>)> {
-    // Locate every file first: a missing one stops the boot at its turn.
-    let mut located = Vec::new();
+    let budget = options.memory_budget;
+    // Locate every file first, each name looked up once: a missing one
+    // stops the boot at its turn.
+    let mut by_name: HashMap<[u8; 11], Option<FatFile>> = HashMap::new();
+    let mut located: Vec<(&ModuleSpec, Option<FatFile>)> = Vec::new();
     for spec in specs {
-        let found = bank.reader.find_short(dev, &esx_short_name(spec.path.as_bytes()));
-        match found {
-            Ok(Some(file)) => located.push((spec, Some(file))),
-            Ok(None) | Err(_) => {
-                located.push((spec, None));
-                break;
-            }
+        let short = esx_short_name(spec.path.as_bytes());
+        let found = by_name.entry(short).or_insert_with(|| bank.reader.find_short(dev, &short).ok().flatten()).clone();
+        let missing = found.is_none();
+        located.push((spec, found));
+        if missing {
+            break;
         }
     }
-    // Cache lookups by content; the rest is read and loaded in parallel.
-    let mut results: Vec<Option<Result<Arc<LoadedModule>, LoadError>>> = vec![None; located.len()];
-    let mut tokens = vec![None; located.len()];
-    let mut read_failures: Vec<Option<String>> = vec![None; located.len()];
-    let mut to_load = Vec::new();
+    // One load per file (a directory entry's first cluster and size name
+    // the same bytes), cache lookups by content, the rest in batches.
+    let mut uniques: Vec<UniqueModule> = Vec::new();
+    let mut unique_of: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut listing: Vec<usize> = Vec::with_capacity(located.len());
+    let mut batch: Batch = Vec::new();
+    let mut batch_bytes = 0u64;
+    let mut held = 0u64;
+    let mut micros: Option<u64> = None;
+    for (spec, file) in &located {
+        let Some(file) = file else { break };
+        let u = match unique_of.get(&(file.first_cluster, file.size)) {
+            Some(&u) => u,
+            None => {
+                let u = uniques.len();
+                unique_of.insert((file.first_cluster, file.size), u);
+                let token = bank.reader.runs(dev, file).ok().and_then(|runs| content_key(dev, file, &runs));
+                let mut unique = UniqueModule { result: None, charge: None, read_failure: None, cached: false, token };
+                if let (Some(key), Some(cache)) = (&unique.token, cache.as_deref_mut()) {
+                    if let Some((hit, charge)) = cache.get(key) {
+                        unique.result = Some(hit);
+                        unique.charge = Some(charge);
+                        unique.cached = true;
+                        unique.token = None;
+                    }
+                }
+                if unique.result.is_none() {
+                    match bank.reader.read(dev, file, budget) {
+                        Ok(bytes) => {
+                            unique.charge = Some(charge(&bytes));
+                            batch_bytes = batch_bytes.saturating_add(bytes.len() as u64);
+                            batch.push((u, spec.path.clone(), bytes));
+                        }
+                        Err(e) => unique.read_failure = Some(e.to_string()),
+                    }
+                }
+                uniques.push(unique);
+                u
+            }
+        };
+        listing.push(u);
+        // This listing's share of the budget: past it, nothing more is read.
+        let stop = match uniques[u].charge {
+            Some(c) => {
+                let over = c.check(budget.saturating_sub(held)).is_err();
+                held = held.saturating_add(c.kept);
+                over
+            }
+            None => true,
+        };
+        if stop || batch_bytes >= BATCH_BYTES {
+            load_batch(&mut batch, &mut uniques, options, cache.as_deref_mut(), clock, &mut micros);
+            batch_bytes = 0;
+        }
+        if stop {
+            break;
+        }
+    }
+    load_batch(&mut batch, &mut uniques, options, cache.as_deref_mut(), clock, &mut micros);
+    *load_micros = micros;
+    // The listings in order, each charged as mboot charges it.
+    let mut held = 0u64;
     for (i, (spec, file)) in located.iter().enumerate() {
-        let Some(file) = file else { continue };
-        let token = bank.reader.runs(dev, file).ok().and_then(|runs| content_key(dev, file, &runs));
-        if let (Some(key), Some(cache)) = (&token, cache.as_deref_mut()) {
-            if let Some(hit) = cache.get(key) {
-                results[i] = Some(hit);
-                continue;
-            }
+        let name = || Some(spec.name.clone());
+        let not_found = || {
+            let lines = vec![format!("Could not load {}", spec.path)];
+            Err((mboot::Fatal { status: status::NOT_FOUND, lines }, name()))
+        };
+        let (Some(file), Some(&u)) = (file, listing.get(i)) else { return not_found() };
+        let unique = &uniques[u];
+        if let Some(why) = &unique.read_failure {
+            let lines = vec![format!("Could not load {}: {why}", spec.path)];
+            return Err((mboot::Fatal { status: status::LOAD_ERROR, lines }, name()));
         }
-        tokens[i] = token;
-        match bank.reader.read(dev, file, options.memory_budget) {
-            Ok(bytes) => to_load.push((i, spec.path.clone(), bytes)),
-            Err(e) => read_failures[i] = Some(e.to_string()),
+        if let Some(c) = unique.charge {
+            c.check(budget.saturating_sub(held)).map_err(|e| (mboot::Fatal::from(&e), name()))?;
+            held = held.saturating_add(c.kept);
         }
-    }
-    let started = clock.map(|now| now());
-    let inputs: Vec<(&str, &[u8])> = to_load.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
-    let loaded = load_modules(&inputs, options);
-    *load_micros = clock.zip(started).map(|(now, started)| now().saturating_sub(started).as_micros() as u64);
-    for ((i, _, _), result) in to_load.iter().zip(loaded) {
-        let result = result.map(Arc::new);
-        if let (Some(key), Some(cache)) = (tokens[*i].take(), cache.as_deref_mut()) {
-            cache.insert(key, result.clone());
-        }
-        results[*i] = Some(result);
-    }
-    for (i, (spec, file)) in located.iter().enumerate() {
-        let cached = !to_load.iter().any(|(j, _, _)| *j == i);
-        let module = match (results[i].take(), read_failures[i].take()) {
-            (_, Some(why)) => {
-                let lines = vec![format!("Could not load {}: {why}", spec.path)];
-                return Err((mboot::Fatal { status: status::LOAD_ERROR, lines }, Some(spec.name.clone())));
-            }
-            (None, None) => {
-                let lines = vec![format!("Could not load {}", spec.path)];
-                return Err((mboot::Fatal { status: status::NOT_FOUND, lines }, Some(spec.name.clone())));
-            }
-            (Some(Err(e)), None) => {
-                return Err((mboot::Fatal::from(&e), Some(spec.name.clone())));
-            }
-            (Some(Ok(m)), None) => m,
+        let module = match &unique.result {
+            Some(Ok(m)) => Arc::clone(m),
+            Some(Err(e)) => return Err((mboot::Fatal::from(e), name())),
+            None => return not_found(),
         };
         if i == 0 {
-            mboot::check_kernel(module.data.as_slice()).map_err(|f| (f, Some(spec.name.clone())))?;
+            mboot::check_kernel(module.data.as_slice()).map_err(|f| (f, name()))?;
         }
         warnings.extend(module.warnings.iter().cloned());
         out.push(ModuleLoad {
             name: spec.name.clone(),
             path: spec.path.clone(),
-            compressed_size: file.as_ref().map_or(0, |f| u64::from(f.size)),
+            compressed_size: u64::from(file.size),
             size: module.size,
             crc32: module.crc32,
             md5_compressed: options.md5.then(|| md5_hex(&module.md5_compressed)),
             md5: options.md5.then(|| md5_hex(&module.md5)),
-            cached,
+            cached: unique.cached,
         });
     }
     Ok(())
+}
+
+/// Loads the files of `batch` (in parallel, with the whole budget: each
+/// listing's own share is checked by [`load_all`]), records each result
+/// and caches it; the time spent is added to `micros`.
+fn load_batch(
+    batch: &mut Batch,
+    uniques: &mut [UniqueModule],
+    options: &LoadOptions,
+    mut cache: Option<&mut ModuleCache>,
+    clock: Option<MonotonicClock>,
+    micros: &mut Option<u64>,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let started = clock.map(|now| now());
+    let inputs: Vec<(&str, &[u8])> = batch.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
+    let loaded = load_modules(&inputs, options);
+    if let Some(spent) = clock.zip(started).map(|(now, started)| now().saturating_sub(started).as_micros() as u64) {
+        *micros = Some(micros.unwrap_or(0).saturating_add(spent));
+    }
+    for ((u, _, _), result) in batch.iter().zip(loaded) {
+        let unique = &mut uniques[*u];
+        let result = result.map(Arc::new);
+        if let (Some(key), Some(cache), Some(charge)) = (unique.token.take(), cache.as_deref_mut(), unique.charge) {
+            cache.insert(key, result.clone(), charge);
+        }
+        unique.result = Some(result);
+    }
+    batch.clear();
 }
 
 /// A module's content identity: its size and the device's token for each
@@ -574,7 +668,7 @@ pub struct ModuleKey {
 #[derive(Debug)]
 pub struct ModuleCache {
     capacity: usize,
-    entries: VecDeque<(ModuleKey, Result<Arc<LoadedModule>, LoadError>)>,
+    entries: VecDeque<(ModuleKey, Result<Arc<LoadedModule>, LoadError>, Charge)>,
     hits: u64,
     misses: u64,
 }
@@ -585,12 +679,12 @@ impl ModuleCache {
         ModuleCache { capacity, entries: VecDeque::new(), hits: 0, misses: 0 }
     }
 
-    fn get(&mut self, key: &ModuleKey) -> Option<Result<Arc<LoadedModule>, LoadError>> {
-        match self.entries.iter().position(|(k, _)| k == key) {
+    fn get(&mut self, key: &ModuleKey) -> Option<(Result<Arc<LoadedModule>, LoadError>, Charge)> {
+        match self.entries.iter().position(|(k, _, _)| k == key) {
             Some(i) => {
                 self.hits += 1;
                 let entry = self.entries.remove(i).expect("index found");
-                let value = entry.1.clone();
+                let value = (entry.1.clone(), entry.2);
                 self.entries.push_front(entry);
                 Some(value)
             }
@@ -601,8 +695,8 @@ impl ModuleCache {
         }
     }
 
-    fn insert(&mut self, key: ModuleKey, value: Result<Arc<LoadedModule>, LoadError>) {
-        self.entries.push_front((key, value));
+    fn insert(&mut self, key: ModuleKey, value: Result<Arc<LoadedModule>, LoadError>, charge: Charge) {
+        self.entries.push_front((key, value, charge));
         self.entries.truncate(self.capacity);
     }
 

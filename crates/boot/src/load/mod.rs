@@ -86,8 +86,12 @@ mod testutil;
 
 pub use buffer::ModuleBuffer;
 
-/// Default [`LoadOptions::memory_budget`]: 2 GiB.
-pub const DEFAULT_MEMORY_BUDGET: u64 = 2 << 30;
+/// Default [`LoadOptions::memory_budget`]: 4 GiB, the host's RAM when
+/// nothing else is said (`--ram`, a scenario's `disk.ram`). ESXi 6.7 and
+/// 7.0 require at least 4 GB of RAM; mboot loads the modules into that
+/// memory, less what the firmware and the loader keep, which visorsim
+/// does not model.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 4 << 30;
 
 // Size thresholds are much smaller under test, so that small inputs take
 // every path (mapping, helper threads, segments).
@@ -200,6 +204,40 @@ pub fn load_module(path: &str, file: &[u8], opts: &LoadOptions) -> Result<Loaded
 /// (gzip: ISIZE; uncompressed: the file; empty: nothing).
 pub fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<Result<LoadedModule, LoadError>> {
     schedule::load_modules(files, opts)
+}
+
+/// What mboot's memory budget sees of one module file, for callers that
+/// charge the same file more than once (a module listed twice in boot.cfg
+/// is loaded twice by mboot, into two buffers) without loading it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// The ISIZE mboot allocates, when the module gets that far (a gzip
+    /// module whose framing is sound and which is not empty): it fails
+    /// with [`LoadError::OutOfResources`] when this is more than what is
+    /// left minus the file itself.
+    pub checked: Option<u64>,
+    /// The file's size.
+    pub file: u64,
+    /// What the module keeps once loaded (ISIZE; the file when
+    /// uncompressed; nothing when empty or failed).
+    pub kept: u64,
+}
+
+impl Charge {
+    /// mboot's check for this module with `left` bytes of the budget left:
+    /// `Err(OutOfResources)` exactly when [`load_module`] with that budget
+    /// would fail it before inflating.
+    pub fn check(&self, left: u64) -> Result<(), LoadError> {
+        match self.checked {
+            Some(isize) if isize > left.saturating_sub(self.file) => Err(LoadError::OutOfResources { bytes: isize }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The [`Charge`] of a module file (its header and trailer only).
+pub fn charge(file: &[u8]) -> Charge {
+    schedule::charge(file)
 }
 
 fn md5_of(data: &[u8]) -> [u8; 16] {

@@ -59,6 +59,25 @@ pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<R
     slots.into_iter().map(|r| r.expect("every module up to the first failure was loaded")).collect()
 }
 
+/// [`super::charge`]: what the budget sees of one module file.
+pub(super) fn charge(file: &[u8]) -> super::Charge {
+    let n = file.len() as u64;
+    match gzip::header_len(file) {
+        Ok(None) => super::Charge { checked: None, file: n, kept: n },
+        Ok(Some(header)) => {
+            let trailer = Trailer::read(file);
+            match gzip::framing(file, header, trailer) {
+                Ok(Payload::Deflate(_)) => {
+                    let isize = u64::from(trailer.isize);
+                    super::Charge { checked: Some(isize), file: n, kept: isize }
+                }
+                Ok(Payload::Empty) | Err(_) => super::Charge { checked: None, file: n, kept: 0 },
+            }
+        }
+        Err(_) => super::Charge { checked: None, file: n, kept: 0 },
+    }
+}
+
 /// Memory a module keeps once loaded: mboot's `malloc(ISIZE)` for gzip, the
 /// file buffer for an uncompressed module, nothing for an empty one.
 fn kept_after_load(file: &[u8]) -> u64 {
