@@ -2,7 +2,8 @@
 # Runs every check of visorsim: formatting, clippy with warnings as errors,
 # then every test. Installs the Debian tools the interop tests compare
 # against (dosfstools: fsck.fat, gdisk: sgdisk, mtools: mdir/mtype,
-# qemu-utils: qemu-img) when they are missing. Arguments go to `cargo test`.
+# qemu-utils: qemu-img; chromium: the dashboard's headless-browser test)
+# when they are missing. Arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v fsck.fat >/dev/null 2>&1 || need+=(dosfstools)
 command -v sgdisk >/dev/null 2>&1 || need+=(gdisk)
 command -v mdir >/dev/null 2>&1 || need+=(mtools)
 command -v qemu-img >/dev/null 2>&1 || need+=(qemu-utils)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} for the interop tests"
   sudo_cmd=()

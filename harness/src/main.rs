@@ -22,10 +22,12 @@
 //! or came back as an error (see [`failure::Failure::is_broken_pipe`]).
 
 mod args;
+mod bench;
 mod boot;
 mod build;
 mod cache;
 mod convert;
+mod dashboard;
 mod demo;
 mod explore;
 mod failure;
@@ -71,6 +73,10 @@ enum Command {
     Import(convert::ImportArgs),
     /// Show the payload cache's directory and size, or remove visorsim's files from it.
     Cache(cache::CacheArgs),
+    /// Measure the boot hot path, explore and build against their peers and the machine's limits.
+    Bench(bench::BenchArgs),
+    /// Draw a bench history file as a static page (tables, trend charts, a cold boot's breakdown).
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +94,8 @@ fn main() -> ExitCode {
         Command::Export(args) => convert::export(args),
         Command::Import(args) => convert::import(args),
         Command::Cache(args) => cache::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
     };
     match result {
         Ok(status) => status.into(),

@@ -5,6 +5,7 @@
 //! turns every scenario file into a test.)
 
 mod bad_input;
+mod bench_cli;
 mod boot;
 mod cli;
 mod epipe;
