@@ -57,6 +57,7 @@ impl BootFlags {
             loader: self.loader.boot_options(),
             device_claimed_late: self.device_late,
             crash_before_confirm: self.crash_before_confirm,
+            ..Default::default()
         }
     }
 }

@@ -6,6 +6,10 @@
 //!   staged_boot_cfg      9.6: the new image's boot.cfg (updated + 1, bootstate=1)
 //!   space_needed, fits   9.6: the image rounded to clusters vs the bank's capacity
 //!   with_state_module    9.5 step 6: `modules=` must end with `--- state.tgz`
+//!   fsck_due, FSCK_PARTITIONS, possible_corruption
+//!                        9.5 step 7: when backup.sh 1 runs `dosfsck -a`, on what, what it logs
+//!   alt_bank_checked, AltBankUnclean
+//!                        9.6: the upgrade's check of /altbootbank's FAT and its refusal
 //!   set_bootstate_zero   9.1: jumpstart confirms a trial boot
 //!   is_leftover          9.5 step 4: `local.tgz.*`, `state.tgz.*`
 //!   errno, save_rc       what a failed step reports ([Errno 28] / [Errno 5], `$?`)
@@ -97,6 +101,62 @@ pub fn with_state_module(text: &str) -> Option<String> {
             )
             .collect(),
     )
+}
+
+/// backup.sh 1's file-system check is due every this many backups
+/// (see [`fsck_due`]).
+pub const DEFAULT_FSCK_EVERY: u64 = 10;
+
+/// The partitions backup.sh 1 checks with `dosfsck -a` when a check is due:
+/// the two boot banks and the store (8 on ESXi 6.x); one that does not exist
+/// or is not a FAT partition on the disk is skipped.
+pub const FSCK_PARTITIONS: [u32; 3] = [5, 6, 8];
+
+/// Whether backup.sh 1 (at shutdown) runs its file-system check, given the
+/// `.backup.counter` it just bumped: when the counter is a multiple of
+/// `every` (`every` = 1: at every shutdown; 0: never).
+///
+/// *visorsim's choice:* the scripts' copies public KBs quote say only that
+/// the check runs at shutdown "when due", not what makes it due; a rule on
+/// the persistent backup counter is deterministic, survives reboots (the
+/// counter is saved in state.tgz), and lets a scenario choose it.
+pub fn fsck_due(counter: u64, every: u64) -> bool {
+    every != 0 && counter % every == 0
+}
+
+/// What backup.sh logs when `dosfsck -a` repaired partition `number`.
+///
+/// The device path is visorsim's name for the emulated boot device: the
+/// USB boot device path KB 2033564's example shows (`mpx.vmhba32:C0:T0:L0`).
+pub fn possible_corruption(number: u32) -> String {
+    format!("Possible corruption on {BOOT_DEVICE}:{number}")
+}
+
+/// The emulated boot device's path in ESXi's `/dev/disks` (see [`possible_corruption`]).
+pub const BOOT_DEVICE: &str = "/dev/disks/mpx.vmhba32:C0:T0:L0";
+
+/// Whether an upgrade checks the alt bank's FAT before writing into it, for
+/// a host running `version` (`6.7.0`...): esxupdate on ESXi 5.x and 6.x does
+/// (KB 2033564 lists 5.0 to 6.5, and we take 6.7 to do the same); on 7.x and
+/// later an install into a damaged alt bank goes ahead and fails while
+/// writing (KB 442207 lists 7.x to 9.x), so no check is made there. An
+/// unknown version is checked.
+pub fn alt_bank_checked(version: Option<&str>) -> bool {
+    let major = version.and_then(|v| v.split('.').next()).and_then(|m| m.parse::<u32>().ok());
+    major.is_none_or(|m| m < 7)
+}
+
+/// An upgrade refused because `/altbootbank`'s FAT does not check clean:
+/// esxupdate's `InstallationError` as KB 2033564 quotes it; nothing is
+/// written. `findings` names what our checker found (for the log; the
+/// message itself is the KB's, word for word).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("There was an error checking file system on altbootbank, please see log for detail.")]
+pub struct AltBankUnclean {
+    /// The partition checked.
+    pub partition: u32,
+    /// The checker's finding classes, in order (`cross_link`, `lost_cluster`...).
+    pub findings: Vec<String>,
 }
 
 /// boot.cfg `text` with its (first) `bootstate=` line set to 0; every line
@@ -211,6 +271,29 @@ mod tests {
         assert_eq!(set_bootstate_zero("a=1\nbootstate=2\nbootstate=3"), "a=1\nbootstate=0\nbootstate=3\n");
         assert_eq!(set_bootstate_zero("  BootState = 1\n"), "bootstate=0\n");
         assert_eq!(set_bootstate_zero("a=1"), "a=1\n");
+    }
+
+    #[test]
+    fn fsck_is_due_on_multiples_of_the_interval() {
+        assert!(fsck_due(10, 10));
+        assert!(fsck_due(20, 10));
+        assert!(!fsck_due(11, 10));
+        assert!(fsck_due(3, 1), "1: every shutdown");
+        assert!(!fsck_due(10, 0), "0: never");
+        assert!(fsck_due(0, 10), "a counter of 0 is a multiple too");
+        assert_eq!(possible_corruption(6), "Possible corruption on /dev/disks/mpx.vmhba32:C0:T0:L0:6");
+    }
+
+    #[test]
+    fn the_alt_bank_is_checked_before_7_0() {
+        assert!(alt_bank_checked(Some("6.7.0")));
+        assert!(alt_bank_checked(Some("5.5")));
+        assert!(!alt_bank_checked(Some("7.0.3")));
+        assert!(!alt_bank_checked(Some("8.0.2")));
+        assert!(alt_bank_checked(None));
+        assert!(alt_bank_checked(Some("x")));
+        let e = AltBankUnclean { partition: 6, findings: vec!["cross_link".into()] };
+        assert_eq!(e.to_string(), "There was an error checking file system on altbootbank, please see log for detail.");
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! each module covers one part through the public API.
 
 mod advance;
+mod durability;
 mod etc;
 mod lifecycle;

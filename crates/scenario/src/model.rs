@@ -31,6 +31,7 @@ use serde::de::value::StrDeserializer;
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer, Serialize};
 use visorsim_boot::boot::Outcome;
+use visorsim_host::bank::CacheMode;
 use visorsim_media::layout::Layout;
 
 /// A whole scenario.
@@ -78,6 +79,15 @@ pub struct DiskSpec {
     /// (relative to the scenario file).
     #[serde(default)]
     pub image: Option<String>,
+    /// What the banks' vfat does between `sync`s: `"writeback"` (the
+    /// default) or `"writethrough"` (a flush after every script step).
+    #[serde(default, deserialize_with = "cache_mode")]
+    pub cache: CacheMode,
+    /// backup.sh 1 (at shutdown) runs `dosfsck -a` on partitions 5, 6 and 8
+    /// when the backup counter is a multiple of this (1: every shutdown,
+    /// 0: never).
+    #[serde(default = "default_fsck_every")]
+    pub fsck_every: u64,
 }
 
 /// A disk layout by name (`disk.layout`).
@@ -123,6 +133,9 @@ fn default_payload() -> f64 {
 }
 fn default_build() -> u32 {
     1000
+}
+fn default_fsck_every() -> u64 {
+    visorsim_host::plan::DEFAULT_FSCK_EVERY
 }
 
 /// Which Shift+R.
@@ -569,6 +582,10 @@ fn optional<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D, field: &str) -
 
 fn disk_layout<'de, D: Deserializer<'de>>(d: D) -> Result<DiskLayout, D::Error> {
     by_name(&String::deserialize(d)?, "disk.layout", false).map_err(de::Error::custom)
+}
+
+fn cache_mode<'de, D: Deserializer<'de>>(d: D) -> Result<CacheMode, D::Error> {
+    by_name(&String::deserialize(d)?, "disk.cache", false).map_err(de::Error::custom)
 }
 
 /// `shift_r`: `true`/`false`, or the old `"safeboot"`/`"mboot"`.

@@ -2,8 +2,13 @@
 //!
 //! Invariants:
 //! - Every step mounts the volume with `fatfs`, does one shell-level step
-//!   and unmounts, then flushes: each step reaches the device as real
-//!   sector writes, in the order the step makes them.
+//!   and unmounts: each step reaches the device as real sector writes, in
+//!   the order the step makes them.
+//! - Flushes follow the bank's [`CacheMode`]: `sync` always flushes; with
+//!   [`CacheMode::WriteThrough`] every step ends with a flush too (reads
+//!   included; a flush with nothing pending changes nothing), with [`CacheMode::WriteBack`] (the default) no other step does,
+//!   so the writes of backup.sh's steps share one unflushed epoch until its
+//!   `sync` (and crash-point exploration reorders across them).
 //! - `mkdir` and `mv -f` use `visorsim_media::fatops` for what fatfs gets
 //!   wrong or cannot do (proper `.`/`..` entries; Linux vfat's
 //!   rename-over-existing).
@@ -11,12 +16,12 @@
 
 use std::io::{self, Read, Write};
 
-use visorsim_disk::BlockDevice;
+use visorsim_disk::{BlockDevice, ContentToken, DiskError, SectorSize};
 use visorsim_media::fat::{self, IMAGE_TIME};
 use visorsim_media::fatops;
 use visorsim_media::fatread::FatReader;
 
-use super::{Bank, BankEntry, BankError, BankErrorKind, BankId, Capacity};
+use super::{Bank, BankEntry, BankError, BankErrorKind, BankId, CacheMode, Capacity};
 
 /// A FAT partition of the boot device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,6 +32,10 @@ pub struct FatBank {
     pub first_lba: u64,
     /// Sectors.
     pub sectors: u64,
+    /// When its writes are flushed (left out of the JSON when it is the
+    /// default, write-back, so saved hosts keep their shape).
+    #[serde(default, skip_serializing_if = "CacheMode::is_write_back")]
+    pub cache: CacheMode,
 }
 
 impl FatBank {
@@ -34,20 +43,32 @@ impl FatBank {
         BankId::Partition(self.number)
     }
 
-    /// Mounts, runs `op`, unmounts, flushes.
+    /// The end of a step: a flush in write-through mode, nothing
+    /// in write-back mode (the next `sync` flushes).
+    fn step_written<D: BlockDevice>(&self, dev: &mut D) -> Result<(), BankError> {
+        match self.cache {
+            CacheMode::WriteThrough => dev.flush().map_err(|e| BankError::from_disk(self.bank(), e)),
+            CacheMode::WriteBack => Ok(()),
+        }
+    }
+
+    /// Mounts, runs `op`, unmounts, ends the step ([`FatBank::step_written`]).
+    /// fatfs flushes its device when a file is flushed and at unmount; in
+    /// write-back mode those flushes do not reach the device.
     fn with_fs<D: BlockDevice, T>(
         &self,
         dev: &mut D,
-        op: impl FnOnce(&fat::Volume<&mut D>) -> Result<T, BankError>,
+        op: impl FnOnce(&fat::Volume<Mounted<'_, D>>) -> Result<T, BankError>,
     ) -> Result<T, BankError> {
         let id = self.bank();
-        let fs = fat::mount(&mut *dev, self.first_lba, self.sectors, &IMAGE_TIME)
-            .map_err(|e| BankError::from_mount(id, e))?;
+        let mounted = Mounted { dev: &mut *dev, cache: self.cache };
+        let fs =
+            fat::mount(mounted, self.first_lba, self.sectors, &IMAGE_TIME).map_err(|e| BankError::from_mount(id, e))?;
         let result = op(&fs);
         let unmounted = fs.unmount();
         let value = result?;
         unmounted.map_err(|e| BankError::from_io(id, None, e))?;
-        dev.flush().map_err(|e| BankError::from_disk(id, e))?;
+        self.step_written(dev)?;
         Ok(value)
     }
 
@@ -59,6 +80,37 @@ impl FatBank {
     fn io<'a>(&self, file: &'a str) -> impl Fn(io::Error) -> BankError + 'a {
         let id = self.bank();
         move |e| BankError::from_io(id, Some(file), e)
+    }
+}
+
+/// The device as a mounted vfat sees it: every request passes, except that
+/// in write-back mode a flush fatfs asks for is not one (only `sync` is).
+struct Mounted<'a, D> {
+    dev: &'a mut D,
+    cache: CacheMode,
+}
+
+impl<D: BlockDevice> BlockDevice for Mounted<'_, D> {
+    fn sector_size(&self) -> SectorSize {
+        self.dev.sector_size()
+    }
+    fn sector_count(&self) -> u64 {
+        self.dev.sector_count()
+    }
+    fn read_sectors(&mut self, lba: u64, buf: &mut [u8]) -> Result<(), DiskError> {
+        self.dev.read_sectors(lba, buf)
+    }
+    fn write_sectors(&mut self, lba: u64, buf: &[u8]) -> Result<(), DiskError> {
+        self.dev.write_sectors(lba, buf)
+    }
+    fn flush(&mut self) -> Result<(), DiskError> {
+        match self.cache {
+            CacheMode::WriteThrough => self.dev.flush(),
+            CacheMode::WriteBack => Ok(()),
+        }
+    }
+    fn content_token(&self, lba: u64, count: u64) -> Option<ContentToken> {
+        self.dev.content_token(lba, count)
     }
 }
 
@@ -123,7 +175,7 @@ impl<D: BlockDevice> Bank<D> for FatBank {
         let id = self.bank();
         let reader = self.reader(dev)?;
         fatops::remove_file(dev, &reader, name).map_err(|e| BankError::from_fatop(id, Some(name), e))?;
-        dev.flush().map_err(|e| BankError::from_disk(id, e))
+        self.step_written(dev)
     }
 
     fn remove_dir(&mut self, dev: &mut D, dir: &str) -> Result<(), BankError> {
@@ -150,7 +202,12 @@ impl<D: BlockDevice> Bank<D> for FatBank {
             .into_iter()
             .find(|s| s.long_name == dir)
             .ok_or_else(|| BankError::not_found(id, dir))?;
-        fatops::fix_new_dir(dev, &reader, &entry.short).map_err(|e| BankError::from_fatop(id, Some(dir), e))
+        // fix_new_dir ends with a flush of its own: one more that only
+        // write-through lets through.
+        let mut mounted = Mounted { dev: &mut *dev, cache: self.cache };
+        fatops::fix_new_dir(&mut mounted, &reader, &entry.short)
+            .map_err(|e| BankError::from_fatop(id, Some(dir), e))?;
+        self.step_written(dev)
     }
 
     fn move_into(&mut self, dev: &mut D, src: &str, dir: &str, dst: &str) -> Result<(), BankError> {
@@ -166,7 +223,7 @@ impl<D: BlockDevice> Bank<D> for FatBank {
         let id = self.bank();
         let reader = self.reader(dev)?;
         fatops::rename_replace(dev, &reader, src, dst).map_err(|e| BankError::from_fatop(id, Some(src), e))?;
-        dev.flush().map_err(|e| BankError::from_disk(id, e))
+        self.step_written(dev)
     }
 
     fn sync(&self, dev: &mut D) -> Result<(), BankError> {

@@ -7,6 +7,7 @@
 //!     FatBank   fat    a FAT16 partition of the boot device
 //!     RamBank   ram    a directory in the RAM-disk's /tmp (KB 2148321)
 //!   BankLocation       which of the two a bank path points to; serialisable
+//!   CacheMode          what a FAT bank's file system does between `sync`s
 //!   BankError  error   kind (NotFound, NoSpace, ...) + bank + file + cause
 //! ```
 //!
@@ -14,7 +15,11 @@
 //! - The bank holds no device: every step takes the boot device
 //!   (`dev: &mut D`), so a fault layer or a write log can sit underneath.
 //! - On a [`FatBank`] every step is its own mount and unmount, so each step
-//!   reaches the device as real sector writes, and `sync` is a flush.
+//!   reaches the device as real sector writes, in the order the step makes
+//!   them. When the device is told they are durable is the bank's
+//!   [`CacheMode`]: with [`CacheMode::WriteBack`] (the default) only at the
+//!   scripts' `sync`, so an unflushed epoch spans every step since the last
+//!   one; with [`CacheMode::WriteThrough`] after every step as well.
 //! - A [`RamBank`] "works" and never touches the device: what it holds is
 //!   lost with the host (and serialised with it).
 //! - [`BankLocation`] serialises as it always has (`{"Partition": {number,
@@ -30,6 +35,60 @@ use visorsim_media::layout::PartitionSpec;
 pub use error::{BankError, BankErrorKind, BankId};
 pub use fat::FatBank;
 pub use ram::RamBank;
+
+/// What a FAT bank's file system does with the writes of a step until the
+/// next `sync` (`cache` on a scenario's disk, `--cache` of `visorsim explore`).
+///
+/// The boot banks are mounted by ESXi's own vfat driver, not Linux's, and
+/// no public source says how it caches. backup.sh's own comment (power
+/// failures and flash media caching make naive state saving unreliable) and
+/// its one `sync` after the rename point to writes that are not durable
+/// before that `sync`, which is what a default (not `-o sync`) Linux vfat
+/// mount does too. So [`CacheMode::WriteBack`] is the default (visorsim's
+/// choice) and [`CacheMode::WriteThrough`] the alternative to compare with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheMode {
+    /// Writes reach the device in step order, but the device is told they
+    /// are durable (a flush) only at `sync`: a power cut may lose any of
+    /// them since the last `sync`, across the scripts' steps.
+    #[default]
+    WriteBack,
+    /// As if mounted `-o sync`: every step ends with a flush, so a power cut
+    /// loses at most writes of the step it interrupts.
+    WriteThrough,
+}
+
+impl CacheMode {
+    /// The name in scenario files and on the command line: `writeback`, `writethrough`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheMode::WriteBack => "writeback",
+            CacheMode::WriteThrough => "writethrough",
+        }
+    }
+
+    /// The mode named `name` (`writeback`, `writethrough`, any case).
+    pub fn from_name(name: &str) -> Option<CacheMode> {
+        match name.to_ascii_lowercase().as_str() {
+            "writeback" => Some(CacheMode::WriteBack),
+            "writethrough" => Some(CacheMode::WriteThrough),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the default, [`CacheMode::WriteBack`] (which a saved
+    /// [`FatBank`] leaves out, so older `host.json` files keep their shape).
+    pub fn is_write_back(&self) -> bool {
+        *self == CacheMode::WriteBack
+    }
+}
+
+impl std::fmt::Display for CacheMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
 
 /// A file (or directory) a bank lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,7 +149,7 @@ pub trait Bank<D: BlockDevice> {
     /// deleted, then the old clusters freed).
     fn rename_replace(&mut self, dev: &mut D, src: &str, dst: &str) -> Result<(), BankError>;
 
-    /// `sync`.
+    /// `sync`: every write of the steps before it is durable (a flush).
     fn sync(&self, dev: &mut D) -> Result<(), BankError>;
 
     /// What the bank can hold in files.
@@ -112,9 +171,18 @@ impl BankLocation {
         BankLocation::fat(spec.number, spec.first_lba(sector), spec.len / sector)
     }
 
-    /// Partition `number`: `sectors` sectors from `first_lba`.
+    /// Partition `number`: `sectors` sectors from `first_lba`, with the
+    /// default [`CacheMode`].
     pub fn fat(number: u32, first_lba: u64, sectors: u64) -> BankLocation {
-        BankLocation::Partition(FatBank { number, first_lba, sectors })
+        BankLocation::Partition(FatBank { number, first_lba, sectors, cache: CacheMode::default() })
+    }
+
+    /// The same bank with its file system in `cache` mode (a RAM bank has none).
+    pub fn with_cache(mut self, cache: CacheMode) -> BankLocation {
+        if let BankLocation::Partition(b) = &mut self {
+            b.cache = cache;
+        }
+        self
     }
 
     /// An empty directory in the RAM-disk.

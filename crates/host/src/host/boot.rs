@@ -9,6 +9,7 @@
 //!   through `boot.cfg.$$` and `mv -f`, then `sync`) unless the host crashes
 //!   first, which leaves the bank DIRTY.
 //! - A late-claimed boot device (KB 2148321) puts both bank paths in RAM.
+//! - The banks are mounted with the options' [`crate::bank::CacheMode`].
 
 use visorsim_boot::boot::{boot, BootReport, ModuleCache, Outcome};
 use visorsim_boot::volume::scan_volumes;
@@ -53,8 +54,12 @@ impl Host {
         }
         let number = report.selected.expect("booted");
         let volumes = scan_volumes(dev).volumes;
-        let location =
-            |n: u32| volumes.iter().find(|v| v.number == n).map(|v| BankLocation::fat(n, v.first_lba, v.sectors));
+        let location = |n: u32| {
+            volumes
+                .iter()
+                .find(|v| v.number == n)
+                .map(|v| BankLocation::fat(n, v.first_lba, v.sectors).with_cache(options.cache))
+        };
         let last = report.passes.last().expect("a pass");
         let state = last.decision.banks.iter().find(|b| b.number == number).expect("selected bank").clone();
         let (bootbank, altbootbank) = if options.device_claimed_late {
@@ -78,6 +83,7 @@ impl Host {
             bootbank: bootbank.clone(),
             altbootbank,
             device_lost: false,
+            fsck_every: options.fsck_every,
         });
         self.restore_etc(dev, &bootbank);
         if state.state_after == 2 {

@@ -16,7 +16,10 @@
 //! - The host holds no device: every operation takes the boot device, so
 //!   the fault layer (or a write log) can sit underneath. Each shell step of
 //!   the scripts is its own bank step (see [`crate::bank`]), each reaching
-//!   the disk as sector writes, with the scripts' `sync`s as flushes.
+//!   the disk as sector writes. The scripts' `sync`s are flushes, and with
+//!   the default [`CacheMode::WriteBack`] the only ones (an orderly
+//!   shutdown's unmount flushes too); [`HostBootOptions::cache`] picks
+//!   write-through instead.
 //! - What the scripts decide is in [`crate::plan`]; this module and its
 //!   children only sequence the I/O.
 //! - Every alert a failing operation returns (as [`HostError`]) is also in
@@ -38,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::BootOptions;
 use visorsim_disk::BlockDevice;
 
-use crate::bank::BankLocation;
+use crate::bank::{BankLocation, CacheMode};
 use crate::clock::{Clock, SimTime};
 use crate::cron::{CronSchedule, AUTO_BACKUP};
 use crate::etc::EtcTree;
@@ -137,6 +140,14 @@ pub struct Running {
     pub altbootbank: Option<BankLocation>,
     /// The boot device disappeared while running: every bank path is gone.
     pub device_lost: bool,
+    /// backup.sh 1's file-system check is due every this many backups
+    /// ([`HostBootOptions::fsck_every`]).
+    #[serde(default = "default_fsck_every")]
+    pub fsck_every: u64,
+}
+
+fn default_fsck_every() -> u64 {
+    crate::plan::DEFAULT_FSCK_EVERY
 }
 
 impl Running {
@@ -148,8 +159,9 @@ impl Running {
     }
 }
 
-/// How a boot of the host goes, beyond the bootloader's options.
-#[derive(Clone, Debug, Default)]
+/// How a boot of the host goes, beyond the bootloader's options, and how
+/// the system it brings up treats its boot banks.
+#[derive(Clone, Debug)]
 pub struct HostBootOptions {
     /// The bootloader's options.
     pub loader: BootOptions,
@@ -158,6 +170,25 @@ pub struct HostBootOptions {
     pub device_claimed_late: bool,
     /// The host crashes before jumpstart confirms a trial boot.
     pub crash_before_confirm: bool,
+    /// What the banks' vfat does between `sync`s (default write-back; see
+    /// [`CacheMode`]).
+    pub cache: CacheMode,
+    /// backup.sh 1 runs `dosfsck -a` on partitions 5, 6 and 8 when the
+    /// backup counter it just bumped is a multiple of this (0: never;
+    /// default [`crate::plan::DEFAULT_FSCK_EVERY`]; see [`crate::plan::fsck_due`]).
+    pub fsck_every: u64,
+}
+
+impl Default for HostBootOptions {
+    fn default() -> HostBootOptions {
+        HostBootOptions {
+            loader: BootOptions::default(),
+            device_claimed_late: false,
+            crash_before_confirm: false,
+            cache: CacheMode::default(),
+            fsck_every: crate::plan::DEFAULT_FSCK_EVERY,
+        }
+    }
 }
 
 /// How many consecutive auto-backups with the same read-only result
@@ -378,10 +409,17 @@ impl Host {
         self.clock.set(to);
     }
 
-    /// Orderly shutdown: `shutdown.sh` runs `backup.sh 1`, then the host is off.
+    /// Orderly shutdown: `shutdown.sh` runs `backup.sh 1`, the file systems
+    /// are unmounted (a flush: what write-back held is durable), then the
+    /// host is off.
     pub fn shutdown<D: BlockDevice>(&mut self, dev: &mut D) -> Result<(), HostError> {
-        self.require_running()?;
+        let running = self.require_running()?.clone();
         let result = self.backup(dev, true);
+        if !running.device_lost {
+            // The unmount at the end of an orderly shutdown; a device that
+            // is gone or without power refuses it, and nothing more is lost.
+            let _ = dev.flush();
+        }
         self.running = None;
         self.event(EventKind::Shutdown, "orderly shutdown");
         result
@@ -430,6 +468,7 @@ mod tests {
             bootbank: BankLocation::ram(),
             altbootbank: None,
             device_lost: false,
+            fsck_every: 10,
         };
         assert_eq!(running("7.0.3-1.0.1000").version(), Some("7.0.3"));
         assert_eq!(running("6.7.0").version(), Some("6.7.0"));

@@ -43,9 +43,11 @@
 //! A default Linux mount only dirties buffers and leaves the order to
 //! writeback. Under `-o sync`, each step above is written before the next.
 //! This module issues that synchronous order: one write per sector per step,
-//! so a sector touched by two steps is written twice. No function here
-//! flushes: when the device is told the writes are durable is the caller's
-//! business. visorsim-host's `FatBank` flushes at the scripts' `sync` only
+//! so a sector touched by two steps is written twice. The renames and
+//! [`remove_file`] never flush; [`fix_new_dir`] and [`fix_new_subdir`] end
+//! with a flush (the image builder relies on it). When the device is told
+//! the writes are durable is otherwise the caller's business.
+//! visorsim-host's `FatBank` lets flushes through at the scripts' `sync` only
 //! (its default, write-back `CacheMode`), so a power cut may lose any of the
 //! writes since the last `sync`, which is how exploration models
 //! writeback's freedom of order; in write-through mode it also flushes

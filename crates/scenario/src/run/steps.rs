@@ -27,7 +27,8 @@ fn step_error_kind(e: &HostError) -> StepErrorKind {
     }
 }
 
-fn boot_options(b: &BootStep) -> HostBootOptions {
+/// A boot step's options, with the disk's `cache` and `fsck_every`.
+fn boot_options(b: &BootStep, disk: &DiskSpec) -> HostBootOptions {
     let answer = if b.answer_no { Answer::No } else { Answer::Yes };
     HostBootOptions {
         loader: BootOptions {
@@ -41,6 +42,8 @@ fn boot_options(b: &BootStep) -> HostBootOptions {
         },
         device_claimed_late: b.device_late,
         crash_before_confirm: b.crash_before_confirm,
+        cache: disk.cache,
+        fsck_every: disk.fsck_every,
     }
 }
 
@@ -66,13 +69,13 @@ pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunEr
     };
     Ok(match step {
         Step::Boot(b) => {
-            let report = w.host.boot(&mut w.dev, &boot_options(b), Some(&mut w.cache));
+            let report = w.host.boot(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
             let text = boot_summary(&report);
             w.last_boot = Some(report);
             ("boot".into(), text)
         }
         Step::Reboot(b) => {
-            let report = w.host.reboot(&mut w.dev, &boot_options(b), Some(&mut w.cache));
+            let report = w.host.reboot(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
             let text = boot_summary(&report);
             w.last_boot = Some(report);
             ("reboot".into(), text)
