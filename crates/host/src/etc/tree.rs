@@ -16,13 +16,67 @@ use crate::clock::SimTime;
 /// One file of the RAM-disk's `/etc`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EtcEntry {
-    /// File contents.
+    /// File contents; saved as base64 text (4 bytes per 3: a saved host
+    /// stays about the size of its `/etc`), read back from that or from
+    /// the array of numbers older saves used.
+    #[serde(with = "contents")]
     pub data: Vec<u8>,
     /// Permission bits (`0o7777` at most); has `0o1000` exactly when
     /// `sticky`.
     pub mode: u32,
     /// Marked for saving: a `.#<name>` shadow exists beside it.
     pub sticky: bool,
+}
+
+/// [`EtcEntry::data`] in saved state: a base64 string (the standard
+/// alphabet, padded), or, as older saves have it, an array of byte values.
+mod contents {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use serde::Serializer;
+
+    pub(super) fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(data))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Contents;
+        impl<'de> Visitor<'de> for Contents {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("file contents as base64 text or an array of bytes")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<u8>, E> {
+                STANDARD.decode(text).map_err(|e| E::custom(format_args!("file contents: {e}")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                // The hint comes from the input: it is not trusted for the allocation.
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(byte) = seq.next_element::<u8>()? {
+                    out.push(byte);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(Contents)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::super::EtcEntry;
+
+        #[test]
+        fn saved_as_base64_and_read_from_either_form() {
+            let entry = EtcEntry { data: vec![0; 3000], mode: 0o644, sticky: true };
+            let json = serde_json::to_string(&entry).unwrap();
+            assert!(json.len() < 4100, "{} bytes for 3000", json.len());
+            assert_eq!(serde_json::from_str::<EtcEntry>(&json).unwrap(), entry);
+            let old: EtcEntry = serde_json::from_str(r#"{"data": [104, 105], "mode": 420, "sticky": false}"#).unwrap();
+            assert_eq!(old.data, b"hi");
+            assert!(serde_json::from_str::<EtcEntry>(r#"{"data": "not base64!", "mode": 420, "sticky": false}"#).is_err());
+        }
+    }
 }
 
 /// Normalises `path`: no leading `/`, no empty or `.` components.

@@ -14,9 +14,9 @@
 use visorsim_boot::boot::{boot, BootReport, ModuleCache, Outcome};
 use visorsim_boot::volume::scan_volumes;
 use visorsim_disk::BlockDevice;
-use visorsim_image::archive::{self, ArchiveLimits};
+use visorsim_image::archive::{self, ArchiveErrorKind, ArchiveLimits};
 
-use super::{EventKind, Host, HostBootOptions, Running, StateError, MAX_BOOT_CFG, MAX_STATE_TGZ};
+use super::{EventKind, Host, HostBootOptions, Running, StateError, ETC_RAMDISK_BYTES, MAX_BOOT_CFG, MAX_STATE_TGZ};
 use crate::bank::{Bank, BankError, BankLocation};
 use crate::etc::EtcTree;
 use crate::plan;
@@ -156,9 +156,22 @@ impl Host {
     }
 }
 
-/// `/etc` as saved in `bank`'s state.tgz.
+/// `/etc` as saved in `bank`'s state.tgz. Its files must fit in the `/etc`
+/// RAM disk ([`ETC_RAMDISK_BYTES`]): the archives' data is bounded by that
+/// (each level, so a small archive of zeros never inflates past it) and
+/// past it the restore is refused with [`StateError::EtcFull`].
 pub(super) fn read_state<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> Result<EtcTree, StateError> {
     let bytes = bank.read(dev, "state.tgz", MAX_STATE_TGZ).map_err(StateError::Read)?;
-    let files = archive::read_state_tgz(&bytes, &ArchiveLimits::default()).map_err(StateError::Extract)?;
+    let defaults = ArchiveLimits::default();
+    let limit = ETC_RAMDISK_BYTES.min(defaults.max_total_bytes);
+    let limits = ArchiveLimits {
+        max_total_bytes: limit,
+        max_member_bytes: defaults.max_member_bytes.min(limit),
+        ..defaults
+    };
+    let files = archive::read_state_tgz(&bytes, &limits).map_err(|e| match e.kind() {
+        ArchiveErrorKind::TotalTooLarge | ArchiveErrorKind::MemberTooLarge => StateError::EtcFull { source: e, limit },
+        _ => StateError::Extract(e),
+    })?;
     Ok(EtcTree::from_files(files))
 }

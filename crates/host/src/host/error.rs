@@ -46,7 +46,22 @@ pub enum StateError {
     /// It is not a usable state archive.
     #[error("{0}")]
     Extract(ArchiveError),
+    /// Its files do not fit in the `/etc` RAM disk (or in the host's
+    /// memory): the restore is refused, as tar's extraction into a full
+    /// visorfs ramdisk fails.
+    #[error("/bootbank/state.tgz: {source}: the /etc RAM disk holds {limit} bytes")]
+    EtcFull {
+        /// The archive's own error (names local.tgz and the member).
+        source: ArchiveError,
+        /// What `/etc` can hold: [`ETC_RAMDISK_BYTES`], or the host's RAM when smaller.
+        limit: u64,
+    },
 }
+
+/// The size of the `etc` ramdisk `/etc` lives in: 28 MiB (28672 KiB), as
+/// `esxcli system visorfs ramdisk list` shows it on ESXi 6.x and 7.x hosts.
+/// Restoring a `state.tgz` whose files do not fit fails.
+pub const ETC_RAMDISK_BYTES: u64 = 28 << 20;
 
 /// Why a host operation failed (its alert is also in the timeline).
 #[derive(Debug, thiserror::Error)]

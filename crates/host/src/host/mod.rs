@@ -46,7 +46,7 @@ use crate::clock::{Clock, SimTime};
 use crate::cron::{CronSchedule, AUTO_BACKUP};
 use crate::etc::EtcTree;
 
-pub use error::{HostError, HostErrorKind, StateError};
+pub use error::{HostError, HostErrorKind, StateError, ETC_RAMDISK_BYTES};
 pub use identity::{BankIdentity, DiskIdentity};
 pub use summary::{bank_summaries, BankSummary};
 
