@@ -1,13 +1,23 @@
 //! `visorsim explore` and `visorsim report`: crash-point exploration of one
-//! operation, sharded, and the merge of shard outputs.
+//! operation (every crash state's FAT checked in process, followed into the
+//! next operation at depth 2), sharded, and the merge of shard outputs.
+//!
+//! What the user sees, in order: the verdict line (violations first, by
+//! depth; FAT damage; the fsck.fat cross-check, loudly when it disagrees),
+//! the command, the speed, what depth 2 followed and did not, the outcome
+//! table per depth, FAT damage by class and violations by cause per depth,
+//! then the crash windows of the operation.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use visorsim_scenario::explore::{tally, write_reproducers, Exploration, ExploreOptions, StateResult};
+use visorsim_scenario::explore::{
+    tally, write_reproducers, Exploration, ExploreOptions, FollowSummary, StateResult, DEFAULT_MAX_FOLLOW,
+};
 
 use crate::args::OperationArg;
 use crate::failure::{Context, Failure, Status};
@@ -38,9 +48,20 @@ pub struct ExploreArgs {
     /// Only shard i of N (`--shard 0/4`): states with id % N == i.
     #[arg(long, value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
-    /// Run fsck.fat -n on every N-th crash state (0: never).
-    #[arg(long, default_value_t = 100)]
+    /// Also run the external fsck.fat -n on every N-th crash state (0:
+    /// never), to cross-check the in-process FAT checker that judges every
+    /// state; a disagreement is reported.
+    #[arg(long, default_value_t = 1000)]
     fsck_every: u64,
+    /// 1: judge the operation's crash states; 2: also boot each distinct
+    /// one, run the next operation (the next backup; after an upgrade, the
+    /// trial reboot) and judge its crash states [default: 2, 1 for boot].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    depth: Option<u8>,
+    /// At depth 2, follow at most this many distinct crash states (those
+    /// with FAT damage first); how many were not followed is reported.
+    #[arg(long, default_value_t = DEFAULT_MAX_FOLLOW)]
+    max_follow: usize,
     /// Write one reproducing scenario per distinct violation here.
     #[arg(long)]
     reproducers: Option<PathBuf>,
@@ -95,42 +116,74 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         max_tears: args.max_tears,
         shard: args.shard,
         fsck_every: args.fsck_every,
+        depth: args.depth.unwrap_or(op.default_depth()),
+        max_follow: args.max_follow,
+        ..ExploreOptions::default()
     };
     let exploration = Exploration::prepare(&options)
         .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", op.name())))?;
     let started = Instant::now();
-    let results = run_with_progress(&exploration, &options, args.quiet);
+    let mut results = run_with_progress(&exploration, &options, args.quiet);
     let seconds = started.elapsed().as_secs_f64();
+    let mut follow = None;
+    let mut follow_seconds = 0.0;
+    if options.depth >= 2 {
+        let started = Instant::now();
+        let (deeper, summary) = follow_with_progress(&exploration, &options, &mut results, args.quiet);
+        follow_seconds = started.elapsed().as_secs_f64();
+        results.extend(deeper);
+        follow = Some(summary);
+    }
     let writes = exploration.log().iter().filter(|e| matches!(e, visorsim_disk::LoggedIo::Write { .. })).count();
     let flushes = exploration.log().len() - writes;
     let verdict = Verdict::of(&results);
+    let first: Vec<StateResult> = results.iter().filter(|r| r.depth == 1).cloned().collect();
+    let command = format!(
+        "visorsim explore --op {} --seed {} --payload-mb {} --reorder {} --max-tears {} --depth {}{}{}",
+        op.name(),
+        args.seed,
+        options.payload_mb,
+        args.reorder,
+        args.max_tears,
+        options.depth,
+        if options.depth >= 2 { format!(" --max-follow {}", options.max_follow) } else { String::new() },
+        args.shard.map(|(i, n)| format!(" --shard {i}/{n}")).unwrap_or_default()
+    );
+    for r in results.iter().filter(|r| r.fsck_disagrees.is_some()) {
+        eprintln!(
+            "FAT CHECKER DISAGREES WITH fsck.fat -n on crash state {} (depth {}): {}",
+            r.id,
+            r.depth,
+            r.fsck_disagrees.as_deref().unwrap_or_default()
+        );
+    }
     if args.json {
         for r in &results {
             println!("{}", serde_json::to_string(r).expect("json"));
         }
         let summary = serde_json::json!({ "summary": {
             "op": op.name(), "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes,
-            "states": results.len(), "seconds": seconds, "outcomes": tally(&results),
-            "verdict": verdict.json(), "windows": windows_json(&results),
+            "depth": options.depth, "command": command,
+            "states": first.len(), "seconds": seconds, "follow_seconds": follow_seconds,
+            "outcomes": tally(&first), "follow": follow,
+            "verdict": verdict.json(), "by_depth": classes_json(&results), "windows": windows_json(&first),
         } });
         println!("{summary}");
     } else {
         println!("{}", verdict.line(args.fsck_every));
+        println!("{command}");
         println!(
-            "visorsim explore --op {} --seed {} --reorder {} --max-tears {}{}",
-            op.name(),
-            args.seed,
-            args.reorder,
-            args.max_tears,
-            args.shard.map(|(i, n)| format!(" --shard {i}/{n}")).unwrap_or_default()
+            "operation: {writes} writes, {flushes} flushes; {} crash states ({} distinct by content) judged in {seconds:.2} s ({:.0}/s), the FAT of each checked",
+            first.len(),
+            first.iter().filter(|r| r.same_as.is_none()).count(),
+            first.len() as f64 / seconds.max(1e-9)
         );
-        println!(
-            "operation: {writes} writes, {flushes} flushes; {} crash states checked in {seconds:.2} s ({:.0}/s)",
-            results.len(),
-            results.len() as f64 / seconds.max(1e-9)
-        );
+        if let Some(f) = &follow {
+            println!("{}", follow_line(f, options.max_follow, follow_seconds));
+        }
         print!("{}", render_table(&results));
-        print_windows(&results);
+        print!("{}", render_classes(&results));
+        print_windows(&first);
     }
     if let Some(dir) = &args.reproducers {
         let written = write_reproducers(&exploration, &results, dir)
@@ -163,33 +216,89 @@ fn run_with_progress(exploration: &Exploration, options: &ExploreOptions, quiet:
     })
 }
 
+/// Depth 2 of [`Exploration::follow`] with a progress bar or lines on stderr.
+fn follow_with_progress(
+    exploration: &Exploration,
+    options: &ExploreOptions,
+    results: &mut [StateResult],
+    quiet: bool,
+) -> (Vec<StateResult>, FollowSummary) {
+    let total = exploration.to_follow(options, results) as u64;
+    let followed = AtomicUsize::new(0);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut progress = Progress::counting("following crash states into the next operation", quiet);
+            while !done.load(Ordering::Relaxed) {
+                progress.update(followed.load(Ordering::Relaxed) as u64, total);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            progress.finish();
+        });
+        let out = exploration.follow(options, results, &followed);
+        done.store(true, Ordering::Relaxed);
+        out
+    })
+}
+
+/// What depth 2 followed, what it did not, and how fast.
+fn follow_line(f: &FollowSummary, max_follow: usize, seconds: f64) -> String {
+    let mut line = format!(
+        "depth 2: {} of {} distinct crash states that booted followed into the {} ({}); {} of its crash states ({} distinct) judged in {seconds:.2} s ({:.0}/s)",
+        f.followed,
+        f.candidates,
+        f.next,
+        if f.not_followed == 0 {
+            "all of them".to_owned()
+        } else {
+            format!("{} NOT FOLLOWED: --max-follow {max_follow}", f.not_followed)
+        },
+        f.states,
+        f.distinct,
+        f.states as f64 / seconds.max(1e-9)
+    );
+    for failure in &f.failed {
+        line.push_str(&format!("\n  could not follow {failure}"));
+    }
+    line
+}
+
 /// What was checked and what was found, over a set of crash states.
 #[derive(Debug, PartialEq, Eq)]
 struct Verdict {
-    /// Crash states checked.
-    states: usize,
-    /// Of them, how many `fsck.fat -n` checked.
+    /// Crash states checked, per depth (index 0: depth 1).
+    states: [usize; 2],
+    /// Of them, how many `fsck.fat -n` cross-checked.
     fsck_checked: usize,
+    /// Of those, where it disagreed with the in-process checker.
+    fsck_disagreed: usize,
     /// States that violate an invariant (unbootable, a half-written build
-    /// booted, the configuration lost or mixed).
-    violations: usize,
-    /// States with only a repairable FAT finding.
-    findings: usize,
+    /// booted, the configuration lost or mixed; at depth 1 also: leading to
+    /// such a state at depth 2), per depth.
+    violations: [usize; 2],
+    /// Of the depth-1 violations, those found through depth 2.
+    through_depth_2: usize,
+    /// States with FAT damage and no violation, per depth.
+    findings: [usize; 2],
 }
 
 impl Verdict {
     fn of(results: &[StateResult]) -> Verdict {
+        let at = |depth: u8, kind: &str| results.iter().filter(|r| r.depth == depth && r.kind() == kind).count();
+        let count = |depth: u8| results.iter().filter(|r| r.depth == depth).count();
         Verdict {
-            states: results.len(),
+            states: [count(1), count(2)],
             fsck_checked: results.iter().filter(|r| r.fsck_checked).count(),
-            violations: results.iter().filter(|r| r.kind() == "violation").count(),
-            findings: results.iter().filter(|r| r.kind() == "finding").count(),
+            fsck_disagreed: results.iter().filter(|r| r.fsck_disagrees.is_some()).count(),
+            violations: [at(1, "violation"), at(2, "violation")],
+            through_depth_2: results.iter().filter(|r| r.depth == 1 && r.leads_to.is_some()).count(),
+            findings: [at(1, "finding"), at(2, "finding")],
         }
     }
 
     /// Exit 7 when an invariant was violated, as a scenario's unmet expectation.
     fn status(&self) -> Status {
-        if self.violations > 0 {
+        if self.violations.iter().sum::<usize>() > 0 {
             Status::Unmet
         } else {
             Status::Success
@@ -199,36 +308,111 @@ impl Verdict {
     /// The first line of the output: what was checked, and the result.
     /// `fsck_every` is `None` when unknown (`report`).
     fn line(&self, fsck_every: impl Into<Option<u64>>) -> String {
-        let result = if self.violations == 0 {
-            format!("no invariant was violated in {} crash states", self.states)
-        } else {
-            format!("INVARIANT VIOLATED in {} of {} crash states", self.violations, self.states)
+        let [states, deeper] = self.states;
+        let result = match (self.violations, deeper) {
+            ([0, 0], 0) => format!("no invariant was violated in {states} crash states"),
+            ([0, 0], _) => format!(
+                "no invariant was violated in {states} crash states, nor in the {deeper} crash states of the next operation they led to"
+            ),
+            ([v, _], 0) => format!("INVARIANT VIOLATED in {v} of {states} crash states"),
+            ([v, v2], _) => format!(
+                "INVARIANT VIOLATED: {v} of {states} crash states violate an invariant or lead to a violation in the next operation ({} through it; {v2} of its {deeper} crash states violate one)",
+                self.through_depth_2
+            ),
         };
-        let fsck = match (self.fsck_checked, fsck_every.into()) {
-            (0, Some(0)) => "fsck.fat not run (--fsck-every 0)".to_owned(),
-            (0, Some(_)) => "fsck.fat checked none of them (not installed, or no state sampled)".to_owned(),
-            (n, _) => format!("fsck.fat checked {n} of them: {} with a repairable FAT finding", self.findings),
+        let damage = self.findings[0] + self.findings[1];
+        let fat = format!("the FAT of every state checked: {damage} with FAT damage and no violation");
+        let fsck = match (self.fsck_checked, self.fsck_disagreed, fsck_every.into()) {
+            (0, _, Some(0)) => "fsck.fat cross-check off (--fsck-every 0)".to_owned(),
+            (0, _, Some(_)) => "fsck.fat cross-checked none (not installed, or no state sampled)".to_owned(),
+            (n, 0, _) => format!("fsck.fat -n cross-checked {n}: it agrees"),
+            (n, d, _) => format!("fsck.fat -n cross-checked {n}: IT DISAGREES WITH THE CHECKER ON {d}"),
         };
-        format!("verdict: {result}; {fsck}")
+        format!("verdict: {result}; {fat}; {fsck}")
     }
 
     fn json(&self) -> serde_json::Value {
         serde_json::json!({
-            "violated": self.violations > 0,
-            "states": self.states,
+            "violated": self.violations.iter().sum::<usize>() > 0,
+            "states": self.states[0],
             "fsck_checked": self.fsck_checked,
-            "violations": self.violations,
-            "findings": self.findings,
+            "fsck_disagreed": self.fsck_disagreed,
+            "violations": self.violations[0],
+            "findings": self.findings[0],
+            "through_depth_2": self.through_depth_2,
+            "depth_2": { "states": self.states[1], "violations": self.violations[1], "findings": self.findings[1] },
         })
     }
 }
 
+/// The outcome table: states per outcome, depth 1 then depth 2.
 fn render_table(results: &[StateResult]) -> String {
-    let mut s = format!("{:>8}  outcome\n", "states");
-    for (outcome, count) in tally(results) {
-        s.push_str(&format!("{count:>8}  {outcome}\n"));
+    let mut s = String::new();
+    for depth in [1u8, 2] {
+        let at: Vec<StateResult> = results.iter().filter(|r| r.depth == depth).cloned().collect();
+        if at.is_empty() {
+            continue;
+        }
+        let title = if depth == 1 {
+            "outcome (depth 1: the operation's crash states)"
+        } else {
+            "outcome (depth 2: the next operation's crash states)"
+        };
+        s.push_str(&format!("{:>8}  {title}\n", "states"));
+        for (outcome, count) in tally(&at) {
+            s.push_str(&format!("{count:>8}  {outcome}\n"));
+        }
     }
     s
+}
+
+/// Per depth: crash states with FAT damage by class, and violations by cause.
+fn class_counts(results: &[StateResult]) -> BTreeMap<(u8, &'static str, String), usize> {
+    let mut counts = BTreeMap::new();
+    for r in results {
+        let mut classes: Vec<&String> = r.fat.values().flatten().collect();
+        classes.sort();
+        classes.dedup();
+        for class in classes {
+            *counts.entry((r.depth, "FAT damage", class.clone())).or_insert(0) += 1;
+        }
+        if let Some(cause) = r.cause.as_ref().filter(|_| r.violation) {
+            *counts.entry((r.depth, "violation", cause.clone())).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn render_classes(results: &[StateResult]) -> String {
+    let counts = class_counts(results);
+    let mut s = String::new();
+    for kind in ["violation", "FAT damage"] {
+        let rows: Vec<_> = counts.iter().filter(|((_, k, _), _)| *k == kind).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let title = if kind == "violation" {
+            "violations by depth and cause"
+        } else {
+            "crash states with FAT damage, by depth and class"
+        };
+        s.push_str(&format!("{title}:\n"));
+        for ((depth, _, name), count) in rows {
+            s.push_str(&format!("  depth {depth}  {count:>8}  {name}\n"));
+        }
+    }
+    s
+}
+
+/// [`class_counts`] for `--json`: `{"1": {"fat": {...}, "violations": {...}}, ...}`.
+fn classes_json(results: &[StateResult]) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for ((depth, kind, name), count) in class_counts(results) {
+        let d = out.entry(depth.to_string()).or_insert_with(|| serde_json::json!({ "fat": {}, "violations": {} }));
+        let key = if kind == "violation" { "violations" } else { "fat" };
+        d[key][name] = serde_json::json!(count);
+    }
+    serde_json::Value::Object(out)
 }
 
 /// A crash window: consecutive landed-write counts with one outcome.
@@ -284,7 +468,7 @@ fn print_windows(results: &[StateResult]) {
     let windows = windows(results);
     for (kind, title) in [
         ("violation", "invariant violations"),
-        ("finding", "FAT findings (repairable by fsck.fat -a; no invariant violated)"),
+        ("finding", "FAT damage (repairable by fsck.fat -a; no invariant violated, here or in what followed)"),
     ] {
         let of_kind: Vec<&Window> = windows.iter().filter(|w| w.kind == kind).collect();
         if of_kind.is_empty() {
@@ -327,13 +511,15 @@ pub fn report(args: ReportArgs) -> Result<Status, Failure> {
             results.push(r);
         }
     }
-    results.sort_by_key(|r| r.id);
-    results.dedup_by_key(|r| r.id);
+    results.sort_by_key(StateResult::key);
+    results.dedup_by_key(|r| r.key());
     let verdict = Verdict::of(&results);
     println!("{}", verdict.line(None));
     println!("{} crash states from {} file(s), {seconds:.2} s of checking", results.len(), args.files.len());
     print!("{}", render_table(&results));
-    print_windows(&results);
+    print!("{}", render_classes(&results));
+    let first: Vec<StateResult> = results.iter().filter(|r| r.depth == 1).cloned().collect();
+    print_windows(&first);
     Ok(verdict.status())
 }
 

@@ -1,49 +1,83 @@
 //! Crash-point exploration: record every write and flush of one operation,
 //! then for every crash point (each prefix of the writes, the last write
-//! torn, reorderings inside an unflushed epoch) fork the disk, boot it,
-//! bring the host up and check the invariants:
+//! torn, losses inside an unflushed epoch) fork the disk, check its FAT
+//! volumes, boot it, bring the host up and check the invariants:
 //!
 //! - a bank is bootable;
 //! - the build that boots is one that was fully written (the old one, or the
 //!   new one for operations that install it);
 //! - the configuration is the old or the new one, never a mix, never the
-//!   defaults when one was saved;
+//!   defaults when one was saved.
 //!
-//! and, on a sample, runs `fsck.fat -n` on the banks: what it reports is a
-//! *finding* (repairable FAT damage, [`StateResult::finding`]), not a
-//! violation.
+//! Every crash state's banks go through the in-process FAT checker
+//! ([`visorsim_media::fat::check_volume`], what `fsck.fat -n` reports): a
+//! state with FAT damage is a *finding* with its classes. Whether it is also
+//! a *violation* is decided by what it leads to (depth 2, below). `fsck.fat
+//! -n` itself runs on a sample (`fsck_every`) as a cross-check; a
+//! disagreement is recorded on the state ([`StateResult::fsck_disagrees`]).
 //!
 //! ```text
 //!   setup ─► base disk (pre-op) ──fork──► WriteLog ─► op ─► log of writes/flushes
 //!                    │
-//!                    └──fork──► apply crash state k ─► boot ─► host up ─► check
+//!                    └──fork──► crash state k ─► FAT check ─► boot ─► host up ─► judge   (depth 1)
+//!                                    │
+//!                                    └─► boot ─► next operation (WriteLog) ─► its crash
+//!                                        states ─► FAT check ─► boot ─► judge          (depth 2)
 //! ```
 //!
+//! Depth 2 (*follow-through*): a crash state is booted, the host comes up
+//! and does the next thing a host does ([`Operation::next`]: the next
+//! hourly backup, with a changed configuration so it writes; after an
+//! upgrade, the trial reboot), and that operation's crash points are judged
+//! the same way. A depth-1 state from which a depth-2 state violates an
+//! invariant is itself a violation ([`StateResult::leads_to`]).
+//!
+//! Cost bounds: states are deduplicated by content (the bytes their writes
+//! leave, [`judge::ContentKeys`]); a duplicate takes its twin's verdict.
+//! Depth 2 follows at most `max_follow` distinct depth-1 states, the most
+//! suspicious first (FAT damage by class, then the rest, taking one of each
+//! outcome in turn); how many were left unfollowed is reported
+//! ([`FollowSummary`]), never dropped silently. Only banks a crash state
+//! wrote are checked again; the others keep the base disk's verdict.
+//!
 //! A violation the real ESXi design shares (the emulation follows the real
-//! scripts' and Linux vfat's write sequences) is a *finding* about ESXi,
-//! listed as a data-loss window; each distinct one is also written out as a
-//! minimal scenario file that reproduces it.
+//! scripts' and Linux vfat's write sequences) is a finding about ESXi; each
+//! distinct one is also written out as a scenario file that reproduces it
+//! ([`write_reproducers`]).
+//!
+//! ```text
+//!   mod.rs        options, results, prepare (the base disk and the log), run
+//!   judge.rs      one crash state: content key, FAT verdict, boot, invariants, fsck.fat
+//!   follow.rs     depth 2: boot a state, record the next operation, judge its states
+//!   reproduce.rs  scenario files that replay a violation
+//! ```
+
+mod follow;
+mod judge;
+mod reproduce;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
-use visorsim_boot::boot::{ModuleCache, Outcome};
+use visorsim_boot::boot::ModuleCache;
 use visorsim_disk::SectorSize;
-use visorsim_disk::{
-    apply_crash_state, crash_states, BlockDevice, CrashSpace, CrashState, CrashWrite, DiskError, LoggedIo, MemDisk,
-    WriteLog,
-};
+use visorsim_disk::{crash_states, BlockDevice, CrashSpace, CrashState, DiskError, LoggedIo, MemDisk, WriteLog};
 use visorsim_host::bank::{Bank, BankLocation};
 use visorsim_host::clock::SimTime;
 use visorsim_host::etc::EtcTree;
-use visorsim_host::host::{Host, HostBootOptions, HostError};
+use visorsim_host::host::{Host, HostBootOptions, HostError, HostState};
 use visorsim_image::archive::{read_state_tgz, ArchiveLimits};
 use visorsim_image::install::{install_fresh, InstallError, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
+
+pub use follow::FollowSummary;
+pub use judge::{fsck_banks, ContentKeys};
+pub use reproduce::write_reproducers;
+
+use judge::{BankVerdicts, Expected, Judge};
 
 /// The operation whose crash points are explored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +91,28 @@ pub enum Operation {
     Shutdown,
     /// The trial boot of a staged upgrade (bootstate write + jumpstart confirm).
     Boot,
+}
+
+/// What a host does next, after coming up from a crash state (depth 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NextOperation {
+    /// The next hourly `backup.sh 0`, after a configuration change (so it
+    /// writes: auto-backup.sh skips an unchanged configuration).
+    Backup,
+    /// An orderly reboot (backup.sh 1, then the boot): after an upgrade,
+    /// the trial boot of the new build.
+    Reboot,
+}
+
+impl NextOperation {
+    /// `next backup` or `trial reboot`, for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            NextOperation::Backup => "next backup",
+            NextOperation::Reboot => "trial reboot",
+        }
+    }
 }
 
 impl Operation {
@@ -80,7 +136,30 @@ impl Operation {
             Operation::Boot => "boot",
         }
     }
+
+    /// What the host does after coming up from one of this operation's crash
+    /// states: after an upgrade, the trial reboot; otherwise the next
+    /// hourly backup.
+    pub fn next(self) -> NextOperation {
+        match self {
+            Operation::Upgrade => NextOperation::Reboot,
+            Operation::Backup | Operation::Shutdown | Operation::Boot => NextOperation::Backup,
+        }
+    }
+
+    /// The default exploration depth: 2 for backup, upgrade and shutdown
+    /// (their crash states are followed into the next operation), 1 for a
+    /// trial boot (whose next step is an ordinary backup, explored as `backup`).
+    pub fn default_depth(self) -> u8 {
+        match self {
+            Operation::Boot => 1,
+            Operation::Backup | Operation::Upgrade | Operation::Shutdown => 2,
+        }
+    }
 }
+
+/// The default of [`ExploreOptions::max_follow`].
+pub const DEFAULT_MAX_FOLLOW: usize = 24;
 
 /// How to explore.
 #[derive(Clone, Debug)]
@@ -97,8 +176,19 @@ pub struct ExploreOptions {
     pub max_tears: usize,
     /// Only states with `id % count == index`.
     pub shard: Option<(u64, u64)>,
-    /// Run `fsck.fat -n` on every n-th state (0: never).
+    /// Run `fsck.fat -n` on every n-th state (0: never), as a cross-check of
+    /// the in-process checker.
     pub fsck_every: u64,
+    /// 1: judge the operation's crash states; 2: also follow them into the
+    /// next operation ([`Operation::next`]) and judge its crash states.
+    pub depth: u8,
+    /// At most this many distinct depth-1 states are followed at depth 2.
+    pub max_follow: usize,
+    /// How the host boots (and how its banks' vfat caches between `sync`s).
+    pub boot: HostBootOptions,
+    /// The disk to start from instead of a fresh install of build 1000
+    /// (it must boot; the setup then runs on it).
+    pub disk: Option<MemDisk>,
 }
 
 impl Default for ExploreOptions {
@@ -111,46 +201,105 @@ impl Default for ExploreOptions {
             max_tears: 2,
             shard: None,
             fsck_every: 0,
+            depth: 1,
+            max_follow: DEFAULT_MAX_FOLLOW,
+            boot: HostBootOptions::default(),
+            disk: None,
         }
     }
+}
+
+fn depth_one() -> u8 {
+    1
 }
 
 /// The verdict on one crash state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateResult {
-    /// Crash state id.
+    /// Crash state id (among the states of its operation; at depth 2, of
+    /// the next operation from `parent`).
     pub id: u64,
+    /// 1: a crash state of the operation; 2: of the next operation.
+    #[serde(default = "depth_one")]
+    pub depth: u8,
+    /// At depth 2, the depth-1 state it was reached from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<u64>,
     /// What reached the medium.
     pub description: String,
     /// The outcome class, e.g. `ok: old build, old config`.
     pub outcome: String,
-    /// Whether an invariant is violated.
+    /// Whether an invariant is violated (at depth 1 also: by a state it leads to).
     pub violation: bool,
-    /// The number of whole writes that landed (for reproduction).
+    /// Why it is a violation: `unbootable`, `host down`, `half-written
+    /// build`, `config lost`, `mixed config`, or `leads to: <cause>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The number of whole writes that landed.
     pub writes_landed: usize,
     /// Whether the last write was torn.
     pub torn: bool,
-    /// Whether `fsck.fat -n` checked this state's banks (sampled by
+    /// The cut came right after this write of the operation (1-based; 0:
+    /// before any write), for reproduction.
+    #[serde(default)]
+    pub cut_after: usize,
+    /// Numbers (1-based) of the operation's writes that were issued before
+    /// the cut and lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<usize>,
+    /// Of the torn last write, the sectors that landed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub torn_sectors: Option<u64>,
+    /// FAT damage per bank (`"5"`), as checker class names (`cross_link`),
+    /// in the checker's order: what `fsck.fat -a` would repair.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fat: BTreeMap<String, Vec<String>>,
+    /// The first FAT finding, `bank N: <class> <where>: <what>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
+    /// Whether `fsck.fat -n` cross-checked this state's banks (sampled by
     /// `fsck_every`, and only when fsck.fat answered).
     #[serde(default)]
     pub fsck_checked: bool,
-    /// A repairable FAT finding of `fsck.fat -n` (its first complaint,
-    /// `bank N: ...`): not an invariant violation by itself.
+    /// Where `fsck.fat -n` and the in-process checker disagree on a bank
+    /// (`None`: agreement, or not cross-checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finding: Option<String>,
+    pub fsck_disagrees: Option<String>,
+    /// The boot's outcome (`booted`, `load_failed`, ...), as scenarios name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+    /// The build that came up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
+    /// The host name the host came up with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// At depth 1, the first depth-2 state (its id) that violates an
+    /// invariant, reached from this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leads_to: Option<u64>,
+    /// The state of the same depth (and parent) with the same content,
+    /// whose verdict this one shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_as: Option<u64>,
 }
 
 impl StateResult {
     /// What kind of result this is: `violation` (an invariant is violated),
-    /// `finding` (only a repairable FAT finding) or `ok`.
+    /// `finding` (only FAT damage) or `ok`.
     pub fn kind(&self) -> &'static str {
         if self.violation {
             "violation"
-        } else if self.finding.is_some() || self.outcome.starts_with("finding:") {
+        } else if !self.fat.is_empty() || self.finding.is_some() || self.outcome.starts_with("finding:") {
             "finding"
         } else {
             "ok"
         }
+    }
+
+    /// The result's key among a run's results: (depth, parent, id).
+    pub fn key(&self) -> (u8, u64, u64) {
+        (self.depth, self.parent.unwrap_or(0), self.id)
     }
 }
 
@@ -164,6 +313,10 @@ pub struct Exploration {
     new_build: Option<String>,
     old_saved: Vec<(String, Vec<u8>)>,
     new_saved: Vec<(String, Vec<u8>)>,
+    /// The host as the completed operation left it (depth 2 continues it:
+    /// power lost, then the boot of the crash state).
+    host_after: HostState,
+    boot: HostBootOptions,
     seed: u64,
     payload_mb: f64,
     /// Setup steps (as scenario JSON) that reproduce the pre-operation state.
@@ -171,6 +324,7 @@ pub struct Exploration {
     /// The operation's step (as scenario JSON).
     pub op_step: serde_json::Value,
     op: Operation,
+    base_verdicts: BankVerdicts,
 }
 
 /// What an [`ExploreError`] is about, for callers that match on it.
@@ -289,6 +443,16 @@ fn etc_pairs(etc: &EtcTree) -> Vec<(String, Vec<u8>)> {
     etc.saved_files().into_iter().map(|f| (f.path, f.data)).collect()
 }
 
+/// Whether `state` is in the shard.
+fn in_shard(options: &ExploreOptions, state: &CrashState) -> bool {
+    options.shard.is_none_or(|(index, count)| state.id % count == index)
+}
+
+/// The crash space of the options.
+fn space(options: &ExploreOptions) -> CrashSpace {
+    CrashSpace { reorder: options.reorder, max_tears: options.max_tears, max_states_per_cut: 64, sector_atomic: true }
+}
+
 impl Exploration {
     /// Builds the disk, brings the host to the state before the operation,
     /// records the operation and enumerates its crash states.
@@ -299,13 +463,18 @@ impl Exploration {
     pub fn prepare(options: &ExploreOptions) -> Result<Exploration, ExploreError> {
         let seed = options.seed;
         let old = image(seed, 1000, options.payload_mb)?;
-        let install = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed };
-        let (mut disk, _) =
-            install_fresh(&old, &install).map_err(|source| ExploreError::Install { build: 1000, source })?;
+        let mut disk = match &options.disk {
+            Some(disk) => disk.fork(),
+            None => {
+                let install = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed };
+                install_fresh(&old, &install).map_err(|source| ExploreError::Install { build: 1000, source })?.0
+            }
+        };
         let mut host = Host::new(seed, SimTime::default());
-        let normal = HostBootOptions::default();
+        let normal = options.boot.clone();
         let mut setup_steps = vec![serde_json::json!({ "boot": {} })];
         host.boot(&mut disk, &normal, None);
+        let old_build = host.running().map(|r| r.build.clone()).unwrap_or_else(|| old.boot_cfg.build.clone());
         let step = serde_json::json!({ "set_hostname": "old-config" });
         host.set_hostname("old-config").map_err(setup_failed(&setup_steps, &step))?;
         setup_steps.push(step);
@@ -329,7 +498,7 @@ impl Exploration {
             setup_steps.push(step);
         }
         let old_saved = saved_config(&mut disk, 5);
-        let base = disk.fork();
+        let mut base = disk.fork();
         let mut recorder = WriteLog::new(disk);
         let op_failed = |source| ExploreError::Operation { op: options.op, source };
         let op_step = match options.op {
@@ -356,27 +525,30 @@ impl Exploration {
         // restores it.
         let new_saved = etc_pairs(host.etc());
         let (_, log) = recorder.into_parts();
-        let space = CrashSpace {
-            reorder: options.reorder,
-            max_tears: options.max_tears,
-            max_states_per_cut: 64,
-            sector_atomic: true,
-        };
-        let states = crash_states(&log, base.sector_size().len(), &space);
+        let states = crash_states(&log, base.sector_size().len(), &space(options));
+        let base_verdicts = BankVerdicts::of(&mut base);
         Ok(Exploration {
             base,
             log,
             states,
-            old_build: old.boot_cfg.build.clone(),
+            old_build,
             new_build,
             old_saved,
             new_saved,
+            host_after: host.save(),
+            boot: normal,
             seed,
             payload_mb: options.payload_mb,
             setup_steps,
             op_step,
             op: options.op,
+            base_verdicts,
         })
+    }
+
+    /// The operation explored.
+    pub fn op(&self) -> Operation {
+        self.op
     }
 
     /// Writes and flushes the operation issued.
@@ -395,208 +567,89 @@ impl Exploration {
     /// [`ExploreError::CrashState`] naming the state (its cause names the LBA).
     pub fn crash_disk(&self, state: &CrashState) -> Result<MemDisk, ExploreError> {
         let mut disk = self.base.fork();
-        apply_crash_state(&mut disk, &self.log, state)
+        visorsim_disk::apply_crash_state(&mut disk, &self.log, state)
             .map_err(|source| ExploreError::CrashState { id: state.id, source })?;
         Ok(disk)
     }
 
-    /// Checks one crash state with a shared module cache.
+    /// The judge of this operation's (depth-1) crash states.
+    fn judge(&self) -> Judge<'_> {
+        let mut builds = vec![("old build", self.old_build.clone())];
+        if let Some(new) = &self.new_build {
+            builds.push(("new build", new.clone()));
+        }
+        Judge {
+            base: &self.base,
+            log: &self.log,
+            base_verdicts: &self.base_verdicts,
+            seed: self.seed,
+            boot: &self.boot,
+            depth: 1,
+            parent: None,
+            expected: Expected {
+                builds,
+                configs: vec![("new config", self.new_saved.clone()), ("old config", self.old_saved.clone())],
+            },
+            numbers: judge::write_numbers(&self.log),
+        }
+    }
+
+    /// Judges one crash state with a shared module cache (`fsck`: also
+    /// cross-check it with `fsck.fat -n`).
     pub fn check(&self, state: &CrashState, cache: &mut ModuleCache, fsck: bool) -> StateResult {
-        let mut disk = self.base.fork();
-        let torn = state.writes.iter().any(|w| matches!(w, CrashWrite::Torn { .. }));
-        let writes_landed = state.writes.iter().filter(|w| matches!(w, CrashWrite::Whole(_))).count();
-        let result = |outcome: String, violation: bool| StateResult {
-            id: state.id,
-            description: state.description.clone(),
-            outcome,
-            violation,
-            writes_landed,
-            torn,
-            fsck_checked: false,
-            finding: None,
-        };
-        if let Err(e) = apply_crash_state(&mut disk, &self.log, state) {
-            return result(format!("error: cannot apply the crash state: {e}"), true);
-        }
-        let mut host = Host::new(self.seed, SimTime::default());
-        let report = host.boot(&mut disk, &HostBootOptions::default(), Some(cache));
-        if report.outcome != Outcome::Booted {
-            return result(format!("violation: unbootable ({:?})", report.outcome), true);
-        }
-        let Some(running) = host.running().cloned() else {
-            return result("violation: the host did not come up".into(), true);
-        };
-        let build_ok = running.build == self.old_build || self.new_build.as_deref() == Some(running.build.as_str());
-        if !build_ok {
-            return result(format!("violation: booted unexpected build {}", running.build), true);
-        }
-        let which_build = if running.build == self.old_build { "old build" } else { "new build" };
-        let saved = etc_pairs(host.etc());
-        let defaults = host.timeline().iter().any(|e| e.text.contains("booting with defaults"));
-        let config = if defaults {
-            "config lost (defaults)"
-        } else if saved == self.new_saved {
-            "new config"
-        } else if saved == self.old_saved {
-            "old config"
-        } else {
-            "mixed config"
-        };
-        let violation = matches!(config, "config lost (defaults)" | "mixed config");
-        let mut outcome = format!("{which_build}, {config}");
-        let answer = if fsck { fsck_answer(&mut disk) } else { None };
-        let finding = answer.clone().flatten();
-        if let Some(complaint) = &finding {
-            outcome.push_str(&format!(", fsck: {complaint}"));
-        }
-        // A FAT finding alone is repairable (`fsck.fat -a`): a finding, not
-        // a violation.
-        let prefix = if violation {
-            "violation"
-        } else if finding.is_some() {
-            "finding"
-        } else {
-            "ok"
-        };
-        StateResult { fsck_checked: answer.is_some(), finding, ..result(format!("{prefix}: {outcome}"), violation) }
+        self.judge().check(state, cache, fsck)
     }
 
-    /// Checks every state of this shard (in parallel on all cores).
+    /// Every state of this shard, judged (in parallel on all cores), then,
+    /// at depth 2, followed into the next operation.
     pub fn run(&self, options: &ExploreOptions) -> Vec<StateResult> {
-        self.run_counting(options, &AtomicUsize::new(0))
-    }
-
-    /// The number of crash states of this shard ([`Exploration::run`] checks them).
-    pub fn selected(&self, options: &ExploreOptions) -> usize {
-        self.states.iter().filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index)).count()
-    }
-
-    /// [`Exploration::run`], adding 1 to `checked` for each state checked
-    /// (for a progress display on another thread).
-    pub fn run_counting(&self, options: &ExploreOptions, checked: &AtomicUsize) -> Vec<StateResult> {
-        let selected: Vec<&CrashState> =
-            self.states.iter().filter(|s| options.shard.is_none_or(|(index, count)| s.id % count == index)).collect();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(selected.len().max(1));
-        let chunk = selected.len().div_ceil(threads.max(1)).max(1);
-        let mut results: Vec<StateResult> = std::thread::scope(|scope| {
-            let handles: Vec<_> = selected
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        let mut cache = ModuleCache::new(64);
-                        part.iter()
-                            .map(|s| {
-                                let fsck = options.fsck_every > 0 && s.id % options.fsck_every == 0;
-                                let result = self.check(s, &mut cache, fsck);
-                                checked.fetch_add(1, Ordering::Relaxed);
-                                result
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("checker thread")).collect()
-        });
-        results.sort_by_key(|r| r.id);
+        let mut results = self.run_counting(options, &AtomicUsize::new(0));
+        if options.depth >= 2 {
+            let (deeper, _) = self.follow(options, &mut results, &AtomicUsize::new(0));
+            results.extend(deeper);
+        }
         results
     }
 
-    /// A minimal scenario file reproducing a violation found in a prefix or
-    /// torn crash state (reorderings need the cache model: not reproducible
-    /// from a file, `None`).
-    pub fn reproducer(&self, result: &StateResult) -> Option<serde_json::Value> {
-        if result.description.contains("dropped") {
-            return None;
-        }
-        let mut fault =
-            serde_json::json!({ "power_cut_after_writes": result.writes_landed + usize::from(result.torn) });
-        if result.torn {
-            if let Some(CrashWrite::Torn { tearing: visorsim_disk::Tearing::Prefix { sectors }, .. }) =
-                self.states.iter().find(|s| s.id == result.id).and_then(|s| s.writes.last().cloned())
-            {
-                fault["torn_sectors"] = serde_json::json!(sectors);
-            }
-        }
-        let mut steps = self.setup_steps.clone();
-        steps.push(serde_json::json!({ "fault": fault }));
-        steps.push(self.op_step.clone());
-        steps.push(serde_json::json!({ "fault": { "clear": true } }));
-        if self.op != Operation::Boot {
-            steps.push(serde_json::json!("power_cut"));
-        }
-        steps.push(serde_json::json!({ "boot": {} }));
-        let mut expect = serde_json::json!({ "outcome": "booted" });
-        if result.outcome.contains("config lost") {
-            expect["config_absent"] = serde_json::json!({ "hostname": "localhost" });
-        }
-        steps.push(serde_json::json!({ "expect": expect }));
-        Some(serde_json::json!({
-            "description": format!("Crash-point exploration of {}: {} — {}", self.op.name(), result.description, result.outcome),
-            "references": ["visorsim explore"],
-            "disk": { "seed": self.seed, "payload_mb": self.payload_mb },
-            "steps": steps,
-        }))
+    /// The number of crash states of this shard ([`Exploration::run_counting`] judges them).
+    pub fn selected(&self, options: &ExploreOptions) -> usize {
+        self.states.iter().filter(|s| in_shard(options, s)).count()
     }
-}
 
-/// Runs `fsck.fat -n` on banks 5 and 6 (through `visorsim_tools::fsck_fat`);
-/// the first complaint, if any. `None` also when fsck.fat is not installed
-/// or gives no answer (its temporary file cannot be written, or it runs past
-/// its time limit). Each bank is written to a sparse temporary file holding
-/// only its stored chunks.
-pub fn fsck_banks(disk: &mut MemDisk) -> Option<String> {
-    fsck_answer(disk).flatten()
-}
-
-/// [`fsck_banks`], telling "no answer" (`None`: fsck.fat missing, failed to
-/// run, or a bank not found) from "checked" (`Some`: the first complaint, if
-/// any).
-fn fsck_answer(disk: &mut MemDisk) -> Option<Option<String>> {
-    use visorsim_tools::fsck_fat::{Complaint, FsckFat};
-    let ss = disk.sector_size().bytes_u64();
-    let volumes = visorsim_boot::volume::scan_volumes(disk).volumes;
-    let fsck = FsckFat::new();
-    for number in [5u32, 6] {
-        let v = volumes.iter().find(|v| v.number == number)?;
-        let (start, len) = (v.first_lba * ss, v.sectors * ss);
-        let chunks = disk
-            .stored_chunks()
-            .filter(|&(offset, data)| offset >= start && offset + data.len() as u64 <= start + len)
-            .map(|(offset, data)| (offset - start, data));
-        let report = fsck.check_extents(len, chunks).ok()?;
-        if let Some(damage) = report.damage() {
-            // fsck.fat prints its version, then "<path>" / "  <what>" pairs
-            // or a one-line complaint: keep the first complaint, without the
-            // per-run file names (backup.sh's $$) so states group by kind.
-            let what = match damage.first_complaint() {
-                Some(Complaint { file: Some(path), message }) => format!("{}: {message}", generic_name(path)),
-                Some(Complaint { file: None, message }) => message.to_owned(),
-                None => "fsck.fat failed".to_owned(),
-            };
-            return Some(Some(format!("bank {number}: {what}")));
-        }
+    /// The depth-1 crash states of this shard, judged: each distinct content
+    /// once (in parallel on all cores), a duplicate taking its twin's
+    /// verdict. Adds 1 to `checked` per state (for a progress display).
+    pub fn run_counting(&self, options: &ExploreOptions, checked: &AtomicUsize) -> Vec<StateResult> {
+        let selected: Vec<&CrashState> = self.states.iter().filter(|s| in_shard(options, s)).collect();
+        let keys = ContentKeys::new(&self.log, self.base.sector_size().len());
+        self.judge().judge_all(&selected, &keys, options.fsck_every, checked)
     }
-    Some(None)
-}
 
-/// `/state.1002/LOCAL.TGZ` -> `/state.$$/local.tgz`: names made by backup.sh
-/// with its process id, case folded, so crash states group by kind.
-fn generic_name(path: &str) -> String {
-    let lower = path.to_ascii_lowercase();
-    let mut out = String::new();
-    let mut digits = false;
-    for c in lower.chars() {
-        if c.is_ascii_digit() {
-            if !digits {
-                out.push_str("$$");
-            }
-            digits = true;
-        } else {
-            digits = false;
-            out.push(c);
-        }
+    /// Depth 2: follows distinct, non-violating depth-1 `results` into the
+    /// next operation ([`Operation::next`]); marks each depth-1 result whose
+    /// follow-through violates an invariant (`violation`, `cause`,
+    /// `leads_to`) and returns the depth-2 results with what was followed.
+    /// Adds 1 to `followed` per depth-1 state followed.
+    pub fn follow(
+        &self,
+        options: &ExploreOptions,
+        results: &mut [StateResult],
+        followed: &AtomicUsize,
+    ) -> (Vec<StateResult>, FollowSummary) {
+        follow::follow(self, options, results, followed)
     }
-    out
+
+    /// How many depth-1 states [`Exploration::follow`] would follow.
+    pub fn to_follow(&self, options: &ExploreOptions, results: &[StateResult]) -> usize {
+        follow::candidates(results).len().min(options.max_follow)
+    }
+
+    /// A scenario file reproducing the violation of `result` (at depth 2,
+    /// through its parent), `None` for a result that is not a violation or
+    /// whose states are unknown.
+    pub fn reproducer(&self, result: &StateResult, results: &[StateResult]) -> Option<serde_json::Value> {
+        reproduce::reproducer(self, result, results)
+    }
 }
 
 /// Counts by outcome class, for the table.
@@ -608,26 +661,29 @@ pub fn tally(results: &[StateResult]) -> BTreeMap<String, usize> {
     counts
 }
 
-/// Writes each distinct violation's reproducer into `dir`; returns the paths.
-pub fn write_reproducers(
-    exploration: &Exploration,
-    results: &[StateResult],
-    dir: &Path,
-) -> std::io::Result<Vec<String>> {
-    std::fs::create_dir_all(dir)?;
-    let mut seen = std::collections::BTreeSet::new();
-    let mut written = Vec::new();
-    // fsck findings need fsck to observe them, which scenario files do not
-    // run: only boot and configuration violations get a reproducer.
-    for r in results.iter().filter(|r| r.violation && !r.outcome.contains("fsck:")) {
-        if !seen.insert(r.outcome.clone()) {
-            continue;
-        }
-        let Some(scenario) = exploration.reproducer(r) else { continue };
-        let name = format!("{}_crash_state_{}.json", exploration.op.name(), r.id);
-        let path = dir.join(&name);
-        std::fs::write(&path, serde_json::to_string_pretty(&scenario).expect("json"))?;
-        written.push(path.display().to_string());
-    }
-    Ok(written)
+/// Runs `work` over `items` on all cores (each thread taking the next item
+/// as it finishes one), with a module cache per thread; the results come
+/// back in `items`' order.
+fn parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T, &mut ModuleCache) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().max(1));
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut cache = ModuleCache::new(64);
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, work(item, &mut cache)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("explorer thread")).collect()
+    });
+    out.sort_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
