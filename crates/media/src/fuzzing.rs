@@ -1,5 +1,5 @@
-//! Fuzzing entry points, not API: the bodies of the `fuzz/` targets `gpt`
-//! and `fat`, kept here so that `cargo test` replays the kept corpus
+//! Fuzzing entry points, not API: the bodies of the `fuzz/` targets `gpt`,
+//! `fat` and `check_volume`, kept here so that `cargo test` replays the kept corpus
 //! (`fuzz/corpus/<target>/`) through exactly the code libFuzzer ran
 //! (`harness/tests/fuzz_corpus.rs`; CONTRIBUTING.md, Fuzzing).
 //!
@@ -15,7 +15,8 @@
 //!   gpt:  | flags | disk image ...                 flags bit 0: 4Kn sectors
 //!                                                  flags bit 1: recompute both headers' CRCs
 //!                                                  flags >> 2: extra zero sectors at the end
-//!   fat:  | flags | sectors (le32) | volume ...    flags bit 0: 4Kn sectors;
+//!   fat, check_volume:
+//!         | flags | sectors (le32) | volume ...    flags bit 0: 4Kn sectors;
 //!                                                  sectors: the partition's length
 //!                                                  (0: the volume bytes' length), at most 2^22
 //! ```
@@ -24,6 +25,7 @@ use std::collections::HashSet;
 
 use visorsim_disk::{BlockDevice, MemDisk, SectorSize};
 
+use crate::fat::check::{check_volume as check, repair_volume, MAX_FINDINGS};
 use crate::fat::dir::{find_root_long, list_dir_long, list_root_long};
 use crate::fat::read::FatReader;
 use crate::gpt::{read_gpt, read_primary, Copy, Table};
@@ -175,6 +177,20 @@ fn check_table(table: &Table, copy: Copy, lba: u64) {
     }
 }
 
+/// The disk and partition length (in sectors, from LBA 0) of a `fat` or
+/// `check_volume` input; `None` for an input shorter than its 5-byte head.
+fn volume_of(data: &[u8]) -> Option<(MemDisk, u64)> {
+    if data.len() < 5 {
+        return None;
+    }
+    let size = sector_size(data[0]);
+    let declared = u64::from(u32::from_le_bytes([data[1], data[2], data[3], data[4]]));
+    let volume = &data[5..];
+    let ss = size.bytes_u64();
+    let sectors = if declared == 0 { (volume.len() as u64).div_ceil(ss) } else { declared.min(FAT_MAX_SECTORS) };
+    Some((disk_of(volume, size, 0, sectors), sectors))
+}
+
 /// Heap budget of [`fat`]: the disk's copy of the input, a root directory
 /// of at most 2 MiB (twice: the esx-boot scan's 16 KiB window is beside
 /// it), one FAT of at most 128 KiB (FAT16's 65,525 entries, plus its chain
@@ -195,15 +211,8 @@ pub fn fat_max_alloc(input_len: usize) -> u64 {
 /// lookup of a listed file's short name finds a file of that name; each
 /// file esx-boot lists is an entry Linux lists at the same place.
 pub fn fat(data: &[u8]) {
-    if data.len() < 5 {
-        return;
-    }
-    let size = sector_size(data[0]);
-    let declared = u64::from(u32::from_le_bytes([data[1], data[2], data[3], data[4]]));
-    let volume = &data[5..];
-    let ss = size.bytes_u64();
-    let sectors = if declared == 0 { (volume.len() as u64).div_ceil(ss) } else { declared.min(FAT_MAX_SECTORS) };
-    let mut disk = disk_of(volume, size, 0, sectors);
+    let Some((mut disk, sectors)) = volume_of(data) else { return };
+    let ss = disk.sector_size().bytes_u64();
 
     let Ok(reader) = FatReader::open(&mut disk, 0, sectors) else { return };
     let g = *reader.geometry();
@@ -274,4 +283,47 @@ pub fn fat(data: &[u8]) {
             }
         }
     }
+}
+
+/// The device's stored bytes, to see whether anything was written.
+fn contents(disk: &MemDisk) -> Vec<(u64, Vec<u8>)> {
+    disk.stored_chunks().map(|(at, bytes)| (at, bytes.to_vec())).collect()
+}
+
+/// Heap budget of [`check_volume`]: the disk's copy of the input, twice
+/// more for the copies compared before and after, and the checker's own
+/// state, bounded by the volume's cluster count and FAT size (FAT16: 65,525
+/// clusters, two FATs of 128 KiB, one owner slot per cluster), its
+/// directories and at most 4,096 findings, for each of the three checks
+/// (two reads, then the repair's) one after the other.
+pub fn check_volume_max_alloc(input_len: usize) -> u64 {
+    12 * input_len as u64 + 32 * MIB
+}
+
+/// The `check_volume` target: the in-process `fsck.fat`
+/// ([`crate::fat::check::check_volume`] and `repair_volume`).
+///
+/// Invariants: a check only reads (the device is unchanged) and is
+/// deterministic (a second check finds the same); it keeps at most
+/// `MAX_FINDINGS` findings; the repair's "before" is the check; a clean
+/// volume is repaired by writing nothing, as `fsck.fat -a` writes nothing
+/// to a clean volume; a repair of a volume the check gave up on writes
+/// nothing either; the repaired volume checks again without panicking.
+pub fn check_volume(data: &[u8]) {
+    let Some((mut disk, sectors)) = volume_of(data) else { return };
+    let before = contents(&disk);
+    let first = check(&mut disk, 0, sectors);
+    assert!(contents(&disk) == before, "check_volume wrote to the device");
+    assert!(first.findings.len() <= MAX_FINDINGS, "{} findings kept", first.findings.len());
+    let second = check(&mut disk, 0, sectors);
+    assert_eq!(first, second, "two checks of the same volume differ");
+    drop(second);
+
+    let report = repair_volume(&mut disk, 0, sectors).expect("a memory disk takes every write");
+    assert_eq!(report.before, first, "the repair's check is not the check");
+    if first.is_clean() || first.gave_up {
+        assert!(!report.changed && report.sectors_written == 0, "nothing to repair, yet {report:?}");
+        assert!(contents(&disk) == before, "a repair that changed nothing wrote to the device");
+    }
+    let _ = check(&mut disk, 0, sectors);
 }

@@ -1,0 +1,12 @@
+//! Fuzz target `fat`: [`visorsim_media::fuzzing::fat`] within its heap budget.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use visorsim_media::fuzzing::{fat, fat_max_alloc};
+use visorsim_testkit::alloc::{assert_within, CountingAllocator};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+fuzz_target!(|data: &[u8]| assert_within("fat", data, fat, fat_max_alloc));
