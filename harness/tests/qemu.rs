@@ -57,8 +57,11 @@ impl Copy {
     }
 }
 
+/// Modules as (boot.cfg name, CRC32 as `0x%08x`).
+type Crcs = Vec<(String, String)>;
+
 /// The names and CRC32s mboot loaded after the kernel, and the guest's.
-fn modules_of(report: &Value) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn modules_of(report: &Value) -> (Crcs, Crcs) {
     let mboot = report["modules"].as_array().unwrap()[1..]
         .iter()
         .map(|m| (m["name"].as_str().unwrap().to_owned(), format!("{:#010x}", m["crc32"].as_u64().unwrap())))

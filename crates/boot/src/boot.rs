@@ -34,8 +34,7 @@ use crate::firmware;
 use crate::load::{charge, load_modules, md5_hex, Charge, LoadError, LoadOptions, LoadedModule};
 use crate::mboot::{self, AfterFailure, ModuleSpec};
 use crate::safeboot::{
-    self, Answer, Decision, Level, LoaderVersion, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite,
-    Verdict,
+    self, Answer, Decision, Level, LoaderVersion, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict,
 };
 use crate::status::{self, EsxStatus};
 use crate::volume::{scan_volumes, PartKind, Volume};
@@ -237,7 +236,10 @@ fn probe_volume<D: BlockDevice>(
         Err(e) => return (Probe::NoUuid, format!("skipped: sector 1 unreadable: {e}")),
     };
     let no_config = |reason: String| {
-        (Probe::NoConfig { reason: reason.clone(), text: None }, format!("skipped: no valid configuration file: {reason}"))
+        (
+            Probe::NoConfig { reason: reason.clone(), text: None },
+            format!("skipped: no valid configuration file: {reason}"),
+        )
     };
     let reader = match FatReader::open(dev, v.first_lba, v.sectors) {
         Ok(r) => r,

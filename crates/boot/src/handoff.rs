@@ -79,9 +79,8 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.module {
-            Some(m) => write!(f, "module {m}: ")?,
-            None => {}
+        if let Some(m) = &self.module {
+            write!(f, "module {m}: ")?;
         }
         write!(f, "{} differs: mboot loaded {}, the guest received {}", self.field, self.mboot, self.guest)
     }
