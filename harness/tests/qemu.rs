@@ -242,3 +242,33 @@ fn inspect_lists_the_loader_files() {
     let text = stdout(&visorsim(&["inspect", esxi6().image.to_str().unwrap()]));
     assert!(text.contains("/EFI/VMware/mboot64.efi"), "{text}");
 }
+
+#[test]
+fn a_scenario_boot_with_qemu_is_confirmed_by_the_guest() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qemu.json");
+    fs::write(
+        &file,
+        r#"{
+  "description": "boot and the trial boot of an upgrade, each handed to qemu",
+  "disk": { "seed": 3 },
+  "steps": [
+    { "boot": { "qemu": true } },
+    { "expect": { "outcome": "booted", "booted_bank": 5, "step_ok": true } },
+    { "upgrade": { "build_number": 2000 } },
+    { "reboot": { "qemu": true } },
+    { "expect": { "outcome": "booted", "booted_bank": 6, "step_ok": true } }
+  ]
+}"#,
+    )
+    .unwrap();
+    let out = visorsim(&["run", file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let result: Value = serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(result["mismatches"].as_array().unwrap().len(), 0, "{result}");
+    let timeline = result["timeline"].to_string();
+    assert_eq!(timeline.matches("the guest confirmed").count(), 2, "{timeline}");
+}

@@ -167,6 +167,11 @@ pub struct BootStep {
     pub device_late: bool,
     /// The host crashes before jumpstart confirms a trial boot.
     pub crash_before_confirm: bool,
+    /// `qemu`: a boot that loaded a kernel is handed to qemu-system-x86_64
+    /// and the guest's report compared with what mboot loaded
+    /// (`visorsim_boot::handoff`); a difference, or a machine that cannot
+    /// run, is the step's error `handoff`.
+    pub qemu: bool,
 }
 
 /// The answer to "DO YOU REALLY WANT TO ROLL BACK?" (`answer`, as `--answer`).
@@ -198,6 +203,8 @@ struct BootStepIn {
     device_late: bool,
     #[serde(default)]
     crash_before_confirm: bool,
+    #[serde(default)]
+    qemu: bool,
 }
 
 impl TryFrom<BootStepIn> for BootStep {
@@ -224,6 +231,7 @@ impl TryFrom<BootStepIn> for BootStep {
             fake_write_error: b.fake_write_error,
             device_late: b.device_late,
             crash_before_confirm: b.crash_before_confirm,
+            qemu: b.qemu,
         })
     }
 }
@@ -237,6 +245,8 @@ struct BootStepOut {
     fake_write_error: bool,
     device_late: bool,
     crash_before_confirm: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    qemu: bool,
 }
 
 impl From<BootStep> for BootStepOut {
@@ -248,6 +258,7 @@ impl From<BootStep> for BootStepOut {
             fake_write_error: b.fake_write_error,
             device_late: b.device_late,
             crash_before_confirm: b.crash_before_confirm,
+            qemu: b.qemu,
         }
     }
 }
@@ -523,6 +534,10 @@ pub enum StepErrorKind {
     UpgradeIo,
     /// `config`: a configuration change was refused.
     Config,
+    /// `handoff`: `boot`/`reboot` with `qemu`: the guest received other
+    /// modules or another command line than mboot loaded, or
+    /// qemu-system-x86_64 could not run it.
+    Handoff,
 }
 
 impl StepErrorKind {
@@ -540,6 +555,7 @@ impl StepErrorKind {
             StepErrorKind::UpgradeNoSpace => "upgrade_no_space",
             StepErrorKind::UpgradeIo => "upgrade_io",
             StepErrorKind::Config => "config",
+            StepErrorKind::Handoff => "handoff",
         }
     }
 

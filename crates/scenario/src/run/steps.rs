@@ -3,10 +3,12 @@
 //! text each one leaves.
 
 use visorsim_boot::boot::{BootOptions, BootReport, Outcome, ShiftR};
+use visorsim_boot::handoff::{hand_over, HandoffOptions};
 use visorsim_boot::safeboot::Answer;
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{EventKind, HostBootOptions, HostError, HostErrorKind};
 use visorsim_image::system::{ImageFile, SystemImage};
+use visorsim_tools::qemu_system::{Accel, QemuSystem};
 
 use super::faults::{arm, corrupt};
 use super::{system_image, RunError, RunErrorKind, StepFailure, World};
@@ -57,6 +59,30 @@ fn boot_summary(report: &BootReport) -> String {
     }
 }
 
+/// `qemu: true`: the boot handed to qemu-system-x86_64, under TCG (a
+/// scenario is a test; TCG's start-up does not depend on nested
+/// virtualisation the way KVM's does). A difference or a machine that
+/// cannot run is the step's error `handoff`; the timeline says which.
+fn hand_over_step(w: &mut World, b: &BootStep, report: &BootReport, text: String) -> String {
+    if !b.qemu || report.outcome != Outcome::Booted {
+        return text;
+    }
+    let options = HandoffOptions { qemu: QemuSystem::new().with_accel(Accel::Tcg), ..Default::default() };
+    match hand_over(&mut w.dev, report, &options) {
+        Ok(h) => format!("{text}; the guest confirmed {} modules and \"{}\"", h.modules.len(), h.cmdline),
+        Err(e) => {
+            let mut message = e.to_string();
+            let mut next = std::error::Error::source(&e);
+            while let Some(cause) = next {
+                message.push_str(&format!(": {cause}"));
+                next = cause.source();
+            }
+            w.last_error = Some(StepFailure { kind: StepErrorKind::Handoff, message: message.clone() });
+            format!("{text}; handoff failed: {message}")
+        }
+    }
+}
+
 pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunError> {
     w.last_error = None;
     let done = |r: Result<(), HostError>, w: &mut World| match r {
@@ -70,13 +96,13 @@ pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunEr
     Ok(match step {
         Step::Boot(b) => {
             let report = w.host.boot(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
-            let text = boot_summary(&report);
+            let text = hand_over_step(w, b, &report, boot_summary(&report));
             w.last_boot = Some(report);
             ("boot".into(), text)
         }
         Step::Reboot(b) => {
             let report = w.host.reboot(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
-            let text = boot_summary(&report);
+            let text = hand_over_step(w, b, &report, boot_summary(&report));
             w.last_boot = Some(report);
             ("reboot".into(), text)
         }
