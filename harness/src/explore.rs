@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use visorsim_host::bank::CacheMode;
+use visorsim_host::host::HostBootOptions;
 use visorsim_scenario::explore::{
     tally, write_reproducers, Exploration, ExploreOptions, FollowSummary, StateResult, DEFAULT_MAX_FOLLOW,
 };
@@ -62,6 +64,11 @@ pub struct ExploreArgs {
     /// with FAT damage first); how many were not followed is reported.
     #[arg(long, default_value_t = DEFAULT_MAX_FOLLOW)]
     max_follow: usize,
+    /// What the banks' vfat does between sync calls: writeback (the default:
+    /// backup.sh's steps share one unflushed epoch until its sync) or
+    /// writethrough (a flush after every step).
+    #[arg(long, default_value = "writeback", value_parser = parse_cache)]
+    cache: CacheMode,
     /// Write one reproducing scenario per distinct violation here.
     #[arg(long)]
     reproducers: Option<PathBuf>,
@@ -91,6 +98,11 @@ enum ShardError {
     OutOfRange { index: u64, count: u64 },
 }
 
+/// `--cache`: `writeback` or `writethrough`.
+fn parse_cache(s: &str) -> Result<CacheMode, String> {
+    CacheMode::from_name(s).ok_or_else(|| "give writeback or writethrough".to_owned())
+}
+
 fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
     let (i, n) = s.split_once('/').ok_or(ShardError::Syntax)?;
     let index: u64 = i.parse().map_err(|_| ShardError::Index)?;
@@ -118,6 +130,7 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         fsck_every: args.fsck_every,
         depth: args.depth.unwrap_or(op.default_depth()),
         max_follow: args.max_follow,
+        boot: HostBootOptions { cache: args.cache, ..HostBootOptions::default() },
         ..ExploreOptions::default()
     };
     let exploration = Exploration::prepare(&options)
@@ -139,12 +152,13 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let verdict = Verdict::of(&results);
     let first: Vec<StateResult> = results.iter().filter(|r| r.depth == 1).cloned().collect();
     let command = format!(
-        "visorsim explore --op {} --seed {} --payload-mb {} --reorder {} --max-tears {} --depth {}{}{}",
+        "visorsim explore --op {} --seed {} --payload-mb {} --reorder {} --max-tears {} --cache {} --depth {}{}{}",
         op.name(),
         args.seed,
         options.payload_mb,
         args.reorder,
         args.max_tears,
+        args.cache.name(),
         options.depth,
         if options.depth >= 2 { format!(" --max-follow {}", options.max_follow) } else { String::new() },
         args.shard.map(|(i, n)| format!(" --shard {i}/{n}")).unwrap_or_default()

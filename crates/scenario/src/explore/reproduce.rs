@@ -113,7 +113,7 @@ pub(super) fn reproducer(x: &Exploration, r: &StateResult, results: &[StateResul
     Some(json!({
         "description": description,
         "references": ["visorsim explore"],
-        "disk": { "seed": x.seed, "payload_mb": x.payload_mb },
+        "disk": { "seed": x.seed, "payload_mb": x.payload_mb, "cache": x.boot.cache.name() },
         "steps": steps,
     }))
 }
