@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use visorsim_boot::boot::{boot, BootOptions, BootReport, Outcome};
 use visorsim_boot::safeboot::{state_name, Level, Verdict, WriteReason};
-use visorsim_boot::volume::PartKind;
+use visorsim_boot::volume::{scan_volumes, PartKind};
 use visorsim_disk::{BlockDevice, FileDisk, Overlay};
+use visorsim_media::fat::{check_volume, FatCheck};
 
 use crate::args::{LoaderFlags, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
@@ -51,26 +52,37 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         clock: Some(since_start),
         ..args.loader.boot_options()
     };
-    let (report, handoff) = if args.dry_run {
+    let (report, handoff, checks) = if args.dry_run {
         let disk = FileDisk::open_read_only(&args.image, sector_size)
             .context(|| format!("Opening {}", args.image.display()))?;
         let mut disk = Overlay::new(disk);
         let report = boot(&mut disk, &options, None);
         let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
-        (report, handoff)
+        let checks = bank_checks(&mut disk, &report);
+        (report, handoff, checks)
     } else {
         let mut disk = FileDisk::open(&args.image, sector_size)
             .context(|| format!("Opening {} for writing", args.image.display()))?;
         let report = boot(&mut disk, &options, None);
         disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
         let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
-        (report, handoff)
+        let checks = bank_checks(&mut disk, &report);
+        (report, handoff, checks)
     };
-    let notes: Vec<String> = trial_note(&report, args.dry_run).into_iter().collect();
+    let mut notes: Vec<String> = trial_note(&report, args.dry_run).into_iter().collect();
+    notes.extend(
+        checks
+            .iter()
+            .filter(|(_, c)| !c.findings.is_empty())
+            .map(|(bank, c)| format!("bank {bank}: FAT check (as fsck.fat -n): {}", c.summary())),
+    );
     if args.json {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if let Some(object) = value.as_object_mut() {
             object.insert("notes".to_owned(), serde_json::json!(notes));
+            let fat_checks: Vec<serde_json::Value> =
+                checks.iter().map(|(bank, c)| serde_json::json!({ "bank": bank, "check": c })).collect();
+            object.insert("fat_checks".to_owned(), serde_json::json!(fat_checks));
             if let Some(h) = &handoff {
                 object.insert("handoff".to_owned(), h.json());
             }
@@ -89,6 +101,19 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         return Ok(Status::HandoffMismatch);
     }
     Ok(Status::of_boot(&report.outcome))
+}
+
+/// The in-process FAT check of each bank the last safeboot pass looked
+/// at, as the image is now (after the boot's own writes).
+fn bank_checks<D: BlockDevice>(disk: &mut D, report: &BootReport) -> Vec<(u32, FatCheck)> {
+    let Some(pass) = report.passes.last() else { return Vec::new() };
+    let table = scan_volumes(disk);
+    pass.decision
+        .banks
+        .iter()
+        .filter_map(|b| table.volumes.iter().find(|v| v.number == b.number))
+        .map(|v| (v.number, check_volume(disk, v.first_lba, v.sectors)))
+        .collect()
 }
 
 /// When the bank that booted is on its trial boot (DIRTY after this boot's

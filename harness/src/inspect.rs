@@ -8,6 +8,7 @@ use clap::Args;
 use visorsim_boot::gzip::ModuleForm;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_image::inspect::{inspect, DiskReport};
+use visorsim_media::fat::Severity;
 
 use crate::args::SectorSizeArg;
 use crate::failure::{Context, Failure, Status};
@@ -106,6 +107,18 @@ fn render(path: &std::path::Path, r: &DiskReport) -> String {
             fat.cluster_bytes,
             fat.files.len()
         );
+        let _ = writeln!(s, "  FAT check        {}", fat.check.summary());
+        const SHOWN: usize = 20;
+        for f in fat.check.findings.iter().take(SHOWN) {
+            let severity = match f.severity {
+                Severity::Damage => "damage",
+                Severity::Warning => "warning",
+            };
+            let _ = writeln!(s, "    {severity:<7}  {f}");
+        }
+        if fat.check.findings.len() > SHOWN {
+            let _ = writeln!(s, "    ... {} more (see --json)", fat.check.findings.len() - SHOWN);
+        }
         match &fat.vmware_uuid {
             Some(u) => {
                 let _ = writeln!(s, "  VMware FAT UUID  {}", u.to_hex());

@@ -18,7 +18,7 @@ use visorsim_boot::bootcfg::BootCfg;
 use visorsim_boot::firmware;
 use visorsim_boot::gzip::{self, ModuleCheck};
 use visorsim_disk::BlockDevice;
-use visorsim_media::fat::IMAGE_TIME;
+use visorsim_media::fat::{check_volume, FatCheck, Severity, IMAGE_TIME};
 use visorsim_media::fatread::{esx_short_name, short_name};
 use visorsim_media::gpt::{self, Copy as GptCopy, Table};
 use visorsim_media::layout::{Layout, BASIC_DATA, EFI_SYSTEM, VMFS_L, VMK_DIAGNOSTIC};
@@ -97,6 +97,10 @@ pub struct FatReport {
     pub boot_cfg: Option<BootCfg>,
     /// Modules listed by boot.cfg (kernel first), each checked.
     pub modules: Vec<ModuleReport>,
+    /// What `fsck.fat -n` would report about the volume
+    /// ([`visorsim_media::fat::check_volume`]): each finding's class, where
+    /// (cluster, entry, byte offset on the disk) and what fsck.fat does.
+    pub check: FatCheck,
 }
 
 /// A file of a FAT root directory.
@@ -250,6 +254,11 @@ fn read_fat<D: BlockDevice>(
 ) -> Option<FatReport> {
     let ss = dev.sector_size().bytes_u64();
     let part_bytes = sectors.saturating_mul(ss);
+    // The checker first: it reads only, bounded, whatever the bytes hold.
+    let check = check_volume(&mut *dev, first_lba, sectors);
+    for finding in check.findings.iter().filter(|f| f.severity == Severity::Damage) {
+        problems.push(format!("{where_}: FAT damage (fsck.fat would repair it): {finding}"));
+    }
     // fatfs validates the BPB field by field; deeper corruption (cluster
     // chains) is bounded below by only reading files that fit the partition.
     let fs = match visorsim_media::fat::mount(&mut *dev, first_lba, sectors, &IMAGE_TIME) {
@@ -269,6 +278,7 @@ fn read_fat<D: BlockDevice>(
         files: Vec::new(),
         boot_cfg: None,
         modules: Vec::new(),
+        check,
     };
     for entry in fs.root_dir().iter() {
         match entry {
