@@ -478,6 +478,8 @@ struct Engine<'d, D: BlockDevice> {
     /// FAT #1 as fsck.fat holds it (after choosing the intact copy), with
     /// every repair applied.
     fat: Vec<u8>,
+    /// The same FAT decoded, one entry per cluster (0 and 1 included).
+    links: Vec<u16>,
     fat_changed: bool,
     /// Repairs outside the FAT: whole directory entries by offset, and the
     /// boot sector's first 512 bytes.
@@ -513,6 +515,7 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
             layout: None,
             kind: FatKind::NotFat,
             fat: Vec::new(),
+            links: Vec::new(),
             fat_changed: false,
             entries: BTreeMap::new(),
             boot: Vec::new(),
@@ -657,10 +660,7 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
     // ---- FAT --------------------------------------------------------------
 
     fn get(&self, cluster: u32) -> u32 {
-        let Some(l) = self.layout else { return 0 };
-        let at = super::table::entry_offset(l.bits, cluster) as usize;
-        let pair = [self.fat.get(at).copied().unwrap_or(0), self.fat.get(at + 1).copied().unwrap_or(0)];
-        super::table::decode(l.bits, cluster, pair)
+        self.links.get(cluster as usize).map_or(0, |&v| u32::from(v))
     }
 
     fn set(&mut self, cluster: u32, value: u32) {
@@ -675,6 +675,9 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
         }
         self.fat[at] = pair[0];
         self.fat[at + 1] = pair[1];
+        if let Some(e) = self.links.get_mut(cluster as usize) {
+            *e = super::table::decode(l.bits, cluster, pair) as u16;
+        }
         self.fat_changed = true;
         self.changed = true;
     }
@@ -889,18 +892,17 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
         let eff = l.eff_size();
         // Both copies in one read when there are two.
         let span = if l.fats > 1 { l.fat_size as usize + eff } else { eff };
-        let bytes = self.read_raw(l.fat_start, span)?;
+        let mut bytes = self.read_raw(l.fat_start, span)?;
         let alloc = if l.bits == 12 { ((u64::from(l.clusters) + 2) * 12).div_ceil(24) as usize * 3 } else { eff };
-        let mut first = bytes[..eff].to_vec();
-        first.resize(alloc, 0);
         let media_ok = |fat: &[u8]| {
             let v = super::table::decode(l.bits, 0, [fat[0], fat.get(1).copied().unwrap_or(0)]);
             v & l.extd() == l.extd()
         };
-        let first_ok = media_ok(&first);
-        let second = (l.fats > 1).then(|| bytes[l.fat_size as usize..l.fat_size as usize + eff].to_vec());
-        let second_ok = second.as_deref().is_some_and(media_ok);
-        if !first_ok && second.is_some() && !second_ok {
+        let fs = l.fat_size as usize;
+        let first_ok = media_ok(&bytes[..eff]);
+        let second = l.fats > 1;
+        let second_ok = second && media_ok(&bytes[fs..fs + eff]);
+        if !first_ok && second && !second_ok {
             return Err(self.fatal(
                 FindingClass::FatMedia,
                 None,
@@ -909,7 +911,7 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
                     .into(),
             ));
         }
-        if !first_ok && second.is_none() {
+        if !first_ok && !second {
             return Err(self.fatal(
                 FindingClass::FatMedia,
                 None,
@@ -917,29 +919,37 @@ impl<'d, D: BlockDevice> Engine<'d, D> {
                 "FAT[0] lacks the media bits and there is no second FAT; fsck.fat gives up".into(),
             ));
         }
-        if let Some(second) = second {
-            if let Some(at) = first[..eff].iter().zip(&second).position(|(a, b)| a != b) {
-                let (detail, use_second) = if first_ok && !second_ok {
-                    ("the FATs differ; FAT #2's FAT[0] is damaged, FAT #1 is copied over it", false)
-                } else if !first_ok {
-                    ("the FATs differ; FAT #1's FAT[0] is damaged, FAT #2 is copied over it", true)
-                } else {
-                    ("the FATs differ but both look intact; FAT #1 is copied over FAT #2", false)
-                };
-                if use_second {
-                    first[..eff].copy_from_slice(&second);
-                }
-                self.fat_changed = true;
-                self.damage(
-                    FindingClass::FatCopiesDiffer,
-                    None,
-                    None,
-                    l.fat_start + l.fat_size + at as u64,
-                    detail.into(),
-                );
+        let differ = if second { bytes[..eff] != bytes[fs..fs + eff] } else { false };
+        if differ {
+            let at = bytes[..eff].iter().zip(&bytes[fs..fs + eff]).position(|(a, b)| a != b).unwrap_or(0);
+            let (detail, use_second) = if first_ok && !second_ok {
+                ("the FATs differ; FAT #2's FAT[0] is damaged, FAT #1 is copied over it", false)
+            } else if !first_ok {
+                ("the FATs differ; FAT #1's FAT[0] is damaged, FAT #2 is copied over it", true)
+            } else {
+                ("the FATs differ but both look intact; FAT #1 is copied over FAT #2", false)
+            };
+            if use_second {
+                bytes.copy_within(fs..fs + eff, 0);
             }
+            self.fat_changed = true;
+            self.damage(FindingClass::FatCopiesDiffer, None, None, l.fat_start + l.fat_size + at as u64, detail.into());
         }
-        self.fat = first;
+        bytes.truncate(eff);
+        bytes.resize(alloc, 0);
+        self.fat = bytes;
+        let n = l.clusters as usize + 2;
+        self.links = if l.bits == 16 {
+            self.fat.chunks_exact(2).take(n).map(|p| u16::from_le_bytes([p[0], p[1]])).collect()
+        } else {
+            (0..n as u32)
+                .map(|c| {
+                    let at = super::table::entry_offset(12, c) as usize;
+                    let pair = [self.fat.get(at).copied().unwrap_or(0), self.fat.get(at + 1).copied().unwrap_or(0)];
+                    super::table::decode(12, c, pair) as u16
+                })
+                .collect()
+        };
         self.owner = vec![0; l.clusters as usize + 2];
         // Entries of 1, or past the last cluster and below "bad", become ends.
         let max = l.max_cluster();
