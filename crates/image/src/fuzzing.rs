@@ -93,5 +93,11 @@ pub fn state_tgz(data: &[u8]) {
     let as_map = |files: &[EtcFile]| -> BTreeMap<String, (u32, Vec<u8>)> {
         files.iter().map(|f| (f.path.clone(), (f.mode, f.data.clone()))).collect()
     };
-    assert!(as_map(&again) == as_map(&files), "the round trip changed the files");
+    let (read, reread) = (as_map(&files), as_map(&again));
+    if read != reread {
+        let shown = |m: &BTreeMap<String, (u32, Vec<u8>)>| -> Vec<String> {
+            m.iter().map(|(p, (mode, data))| format!("{p:?} {mode:o} {} bytes", data.len())).collect()
+        };
+        panic!("the round trip changed the files: read {:?}, read back {:?}", shown(&read), shown(&reread));
+    }
 }

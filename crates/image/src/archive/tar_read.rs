@@ -243,8 +243,10 @@ impl<R: Read> TarReader<R> {
                     b'x' => {
                         for (key, value) in pax_records(&meta) {
                             match key {
-                                b"path" => long_name = Some(value.to_vec()),
-                                b"linkpath" => long_link = Some(value.to_vec()),
+                                // busybox tar (ESXi's) copies the value as a C
+                                // string: a NUL ends the name, as in an 'L' header.
+                                b"path" => long_name = Some(field_str(value).to_vec()),
+                                b"linkpath" => long_link = Some(field_str(value).to_vec()),
                                 b"size" => {
                                     let v = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
                                     let Some(v) = v else {

@@ -389,3 +389,20 @@ proptest::proptest! {
         let _ = read_state_tgz(&gzip_bytes(None, &outer, 0), &LIMITS);
     }
 }
+
+/// Fuzz finding (state_tgz target): a pax `path` record holding a NUL gave a
+/// name with a NUL in it, which no file system can hold and which the writer
+/// then cut short. busybox tar ends the name at the NUL; so does the reader.
+#[test]
+fn pax_path_ends_at_a_nul_like_busybox_tar() {
+    let record = b"20 path=etc/a\0junk\xff\n";
+    let mut pax = raw_header("PaxHeader", b'x', record.len() as u64, "");
+    pax.extend_from_slice(record);
+    pax.resize(1024, 0);
+    let mut file = raw_header("etc/ignored", b'0', 2, "");
+    file.extend_from_slice(b"hi");
+    file.resize(1024, 0);
+    let files = read_state_tgz(&state_of(&[&pax, &file]), &ArchiveLimits::default()).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!((files[0].path.as_str(), &files[0].data[..]), ("etc/a", &b"hi"[..]));
+}
