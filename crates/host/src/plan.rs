@@ -121,7 +121,7 @@ pub const FSCK_PARTITIONS: [u32; 3] = [5, 6, 8];
 /// the persistent backup counter is deterministic, survives reboots (the
 /// counter is saved in state.tgz), and lets a scenario choose it.
 pub fn fsck_due(counter: u64, every: u64) -> bool {
-    every != 0 && counter % every == 0
+    every != 0 && counter.is_multiple_of(every)
 }
 
 /// What backup.sh logs when `dosfsck -a` repaired partition `number`.

@@ -2,6 +2,7 @@
 //! each module covers one part through the public API.
 
 mod advance;
+mod checks;
 mod durability;
 mod etc;
 mod lifecycle;

@@ -32,6 +32,7 @@ use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer, Serialize};
 use visorsim_boot::boot::Outcome;
 use visorsim_host::bank::CacheMode;
+use visorsim_media::fat::FindingClass;
 use visorsim_media::layout::Layout;
 
 /// A whole scenario.
@@ -413,6 +414,56 @@ pub struct Expect {
     /// The last step succeeded.
     #[serde(default)]
     pub step_ok: Option<bool>,
+    /// Partitions whose FAT checks clean on the medium (what `fsck.fat -n`
+    /// exits 0 for): `[5, 6]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fat_clean: Vec<u32>,
+    /// Finding classes the FAT check of each partition must report (at
+    /// least these; warnings count too): `{ "5": ["cross_link"] }`, with
+    /// the checker's class names (`FindingClass::name`).
+    #[serde(default, deserialize_with = "fat_findings", skip_serializing_if = "BTreeMap::is_empty")]
+    pub fat_findings: BTreeMap<u32, Vec<FindingName>>,
+}
+
+/// A FAT checker's finding class by name (`expect.fat_findings`):
+/// `cross_link`, `lost_clusters`... ([`FindingClass::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FindingName(pub FindingClass);
+
+impl Serialize for FindingName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for FindingName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FindingName, D::Error> {
+        finding_name(&String::deserialize(d)?, "finding class").map_err(de::Error::custom)
+    }
+}
+
+/// The class named `name`, or an error naming `field` and every class.
+fn finding_name(name: &str, field: &str) -> Result<FindingName, String> {
+    FindingClass::from_name(name).map(FindingName).ok_or_else(|| {
+        let all: Vec<String> = FindingClass::ALL.iter().map(|c| format!("`{}`", c.name())).collect();
+        format!("{field}: unknown finding class `{name}`, expected one of {}", all.join(", "))
+    })
+}
+
+/// `expect.fat_findings`: partition numbers to class names, each checked.
+fn fat_findings<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, Vec<FindingName>>, D::Error> {
+    BTreeMap::<String, Vec<String>>::deserialize(d)?
+        .into_iter()
+        .map(|(part, names)| {
+            let field = format!("expect.fat_findings.{part}");
+            let number = part
+                .parse::<u32>()
+                .map_err(|_| de::Error::custom(format_args!("{field}: `{part}` is not a partition number")))?;
+            let classes =
+                names.iter().map(|n| finding_name(n, &field)).collect::<Result<_, _>>().map_err(de::Error::custom)?;
+            Ok((number, classes))
+        })
+        .collect()
 }
 
 /// A boot outcome by name (`expect.outcome`).
@@ -522,7 +573,7 @@ pub enum StepErrorKind {
     ExtractFailed,
     /// `save_failed`: `backup.sh` failed twice to save `state.tgz`.
     SaveFailed,
-    /// `upgrade`: any of the next four (the upgrade failed).
+    /// `upgrade`: any of the next five (the upgrade failed).
     Upgrade,
     /// `no_alt_bank`: there is no `/altbootbank` to upgrade into.
     NoAltBank,
@@ -532,6 +583,9 @@ pub enum StepErrorKind {
     UpgradeNoSpace,
     /// `upgrade_io`: writing the new image failed otherwise.
     UpgradeIo,
+    /// `alt_bank_unclean`: `/altbootbank`'s FAT did not check clean
+    /// (KB 2033564); nothing was written.
+    AltBankUnclean,
     /// `config`: a configuration change was refused.
     Config,
     /// `handoff`: `boot`/`reboot` with `qemu`: the guest received other
@@ -554,6 +608,7 @@ impl StepErrorKind {
             StepErrorKind::UpgradeTooLarge => "upgrade_too_large",
             StepErrorKind::UpgradeNoSpace => "upgrade_no_space",
             StepErrorKind::UpgradeIo => "upgrade_io",
+            StepErrorKind::AltBankUnclean => "alt_bank_unclean",
             StepErrorKind::Config => "config",
             StepErrorKind::Handoff => "handoff",
         }
@@ -568,7 +623,8 @@ impl StepErrorKind {
             StepErrorKind::NoAltBank
             | StepErrorKind::UpgradeTooLarge
             | StepErrorKind::UpgradeNoSpace
-            | StepErrorKind::UpgradeIo => StepErrorKind::Upgrade,
+            | StepErrorKind::UpgradeIo
+            | StepErrorKind::AltBankUnclean => StepErrorKind::Upgrade,
             other => other,
         }
     }
@@ -899,6 +955,38 @@ mod tests {
     }
 
     #[test]
+    fn fat_expectations_parse_and_unknown_classes_are_errors() {
+        let s = parse(
+            r#"{"disk": {"cache": "writethrough", "fsck_every": 1}, "steps": [
+                {"expect": {"fat_clean": [5, 6], "fat_findings": {"5": ["cross_link", "lost_clusters"]}}}]}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!((s.disk.cache, s.disk.fsck_every), (CacheMode::WriteThrough, 1));
+        let Step::Expect(e) = &s.steps[0] else { panic!("{:?}", s.steps[0]) };
+        assert_eq!(e.fat_clean, [5, 6]);
+        assert_eq!(e.fat_findings[&5], [FindingName(FindingClass::CrossLink), FindingName(FindingClass::LostClusters)]);
+        let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s, "serialises to names that parse back");
+        let defaults = parse(r#"{"disk": {}, "steps": []}"#, "x").unwrap();
+        assert_eq!((defaults.disk.cache, defaults.disk.fsck_every), (CacheMode::WriteBack, 10));
+        for (text, wanted) in [
+            (
+                "{\"disk\": {},\n \"steps\": [{\"expect\": {\"fat_findings\": {\"5\": [\"crosslink\"]}}}]}",
+                "expect.fat_findings.5: unknown finding class `crosslink`, expected one of `boot_sector`",
+            ),
+            (
+                "{\"disk\": {},\n \"steps\": [{\"expect\": {\"fat_findings\": {\"five\": []}}}]}",
+                "expect.fat_findings.five: `five` is not a partition number",
+            ),
+        ] {
+            let err = parse(text, "s.json").unwrap_err().to_string();
+            assert!(err.starts_with("s.json:2:"), "{err}");
+            assert!(err.contains(wanted), "{err}");
+        }
+    }
+
+    #[test]
     fn unknown_names_are_errors_naming_the_field() {
         for (text, field, value) in [
             (r#"{"disk": {"layout": "esxi8"}, "steps": []}"#, "disk.layout", "esxi8"),
@@ -911,6 +999,7 @@ mod tests {
                 "broken",
             ),
             (r#"{"disk": {}, "steps": [{"expect": {"error_kind": "io"}}]}"#, "expect.error_kind", "io"),
+            (r#"{"disk": {"cache": "none"}, "steps": []}"#, "disk.cache", "none"),
         ] {
             let err = parse(text, "s.json").unwrap_err().to_string();
             assert!(err.starts_with("s.json:1:"), "{err}");

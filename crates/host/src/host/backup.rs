@@ -10,11 +10,18 @@
 //!   state.tgz.$$ → mv -f state.tgz`, one `sync`, `rm -rf state.$$`.
 //! - At shutdown a staged upgrade's bank gets the same state.tgz and is
 //!   checked; boot.cfg's `modules=` is made to end with `--- state.tgz`.
+//! - At shutdown, when a check is due ([`plan::fsck_due`] on the counter
+//!   just bumped), `dosfsck -a` runs on partitions 5, 6 and 8 (those that
+//!   are FAT partitions of the disk) through our checker's repair mode; a
+//!   volume that did not check clean is the alert "Possible corruption on
+//!   <disk>", every result is an `fsck` event.
 //! - The banks the steps changed are kept (a RAM bank's files live in them).
 
 use visorsim_boot::bootcfg::SafebootConfig;
+use visorsim_boot::volume::{scan_volumes, PartKind};
 use visorsim_disk::BlockDevice;
 use visorsim_image::archive;
+use visorsim_media::fat::repair_volume;
 
 use super::boot::read_state;
 use super::{EventKind, Host, HostError, MAX_BOOT_CFG};
@@ -92,7 +99,45 @@ impl Host {
             self.event(EventKind::Alert, format!("backup.sh could not update boot.cfg: {e}"));
         }
         self.event(EventKind::Backup, notes);
+        // Step 7: at shutdown, when a file-system check is due.
+        if is_shutdown && plan::fsck_due(counter, running.fsck_every) {
+            self.check_file_systems(dev, counter);
+        }
         Ok(())
+    }
+
+    /// Step 7: `dosfsck -a` on each of [`plan::FSCK_PARTITIONS`] that is a
+    /// FAT partition of the disk, as our checker's repair mode does it
+    /// (`fsck.fat -a`'s repairs). fsck.fat exits non-zero when it repaired
+    /// something or gave up, and that is when backup.sh logs "Possible
+    /// corruption on <disk>". (Like the script, it runs on the banks while
+    /// they are mounted; the host has no write pending at this point.)
+    fn check_file_systems<D: BlockDevice>(&mut self, dev: &mut D, counter: u64) {
+        let volumes = scan_volumes(dev).volumes;
+        for number in plan::FSCK_PARTITIONS {
+            let Some(v) = volumes.iter().find(|v| v.number == number && v.kind == PartKind::Fat) else { continue };
+            match repair_volume(dev, v.first_lba, v.sectors) {
+                Ok(report) if report.before.is_clean() => self.event(
+                    EventKind::Fsck,
+                    format!("dosfsck -a partition {number} (check due at backup {counter}): clean"),
+                ),
+                Ok(report) => {
+                    let what = if report.changed { "repaired" } else { "not repaired" };
+                    self.event(
+                        EventKind::Fsck,
+                        format!(
+                            "dosfsck -a partition {number} (check due at backup {counter}): {}; {what}",
+                            report.before.summary()
+                        ),
+                    );
+                    self.event(EventKind::Alert, plan::possible_corruption(number));
+                }
+                Err(e) => {
+                    self.event(EventKind::Fsck, format!("dosfsck -a partition {number}: {e}"));
+                    self.event(EventKind::Alert, plan::possible_corruption(number));
+                }
+            }
+        }
     }
 
     /// Step 4: leftovers removed, then at most two tries of

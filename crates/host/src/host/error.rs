@@ -12,7 +12,7 @@ use visorsim_image::archive::ArchiveError;
 
 use crate::bank::BankError;
 use crate::etc::EtcError;
-use crate::plan::{Errno, TooLarge};
+use crate::plan::{AltBankUnclean, Errno, TooLarge};
 
 /// What went wrong, for callers that match on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub enum HostErrorKind {
     UpgradeNoSpace,
     /// Writing the new image failed otherwise (`[Errno 5]`).
     UpgradeIo,
+    /// The alt bank's FAT did not check clean; nothing was written.
+    AltBankUnclean,
     /// A configuration change was refused (bad host name, key, user...).
     Config,
 }
@@ -111,6 +113,9 @@ pub enum HostError {
         #[source]
         source: Option<BankError>,
     },
+    /// See [`HostErrorKind::AltBankUnclean`].
+    #[error(transparent)]
+    AltBankUnclean(#[from] AltBankUnclean),
     /// See [`HostErrorKind::Config`].
     #[error(transparent)]
     Config(#[from] EtcError),
@@ -128,6 +133,7 @@ impl HostError {
             HostError::UpgradeTooLarge(_) => HostErrorKind::UpgradeTooLarge,
             HostError::UpgradeWrite { errno: Errno::NoSpace, .. } => HostErrorKind::UpgradeNoSpace,
             HostError::UpgradeWrite { errno: Errno::Io, .. } => HostErrorKind::UpgradeIo,
+            HostError::AltBankUnclean(_) => HostErrorKind::AltBankUnclean,
             HostError::Config(_) => HostErrorKind::Config,
         }
     }

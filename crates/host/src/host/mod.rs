@@ -86,6 +86,9 @@ pub enum EventKind {
     PowerOff,
     /// An alert (ESXi's own message).
     Alert,
+    /// A file-system check the host ran itself (backup.sh's `dosfsck -a`,
+    /// the upgrade's check of `/altbootbank`).
+    Fsck,
 }
 
 impl EventKind {
@@ -104,6 +107,7 @@ impl EventKind {
             EventKind::Shutdown => "shutdown",
             EventKind::PowerOff => "power-off",
             EventKind::Alert => "alert",
+            EventKind::Fsck => "fsck",
         }
     }
 }

@@ -3,6 +3,10 @@
 //! and the configuration as `state.tgz`; the next boot tries it.
 //!
 //! Invariants:
+//! - On ESXi 5.x/6.x ([`plan::alt_bank_checked`]) the alt bank's FAT is
+//!   checked first (read only); one that does not check clean refuses the
+//!   upgrade with KB 2033564's error ([`plan::AltBankUnclean`]) and nothing
+//!   is written, on either bank.
 //! - An image that does not fit ([`plan::fits`]) is refused before anything
 //!   is written.
 //! - The alt bank is emptied, then the modules, `state.tgz` and `boot.cfg`
@@ -15,9 +19,11 @@ use visorsim_disk::BlockDevice;
 use visorsim_image::archive;
 use visorsim_image::system::SystemImage;
 
+use visorsim_media::fat::check_volume;
+
 use super::{EventKind, Host, HostError};
-use crate::bank::{Bank, BankError, Capacity};
-use crate::plan::{self, Errno};
+use crate::bank::{Bank, BankError, BankLocation, Capacity};
+use crate::plan::{self, AltBankUnclean, Errno};
 
 /// What a failed step was about, for `'/altbootbank<path>'`: `/<file>`,
 /// or `//altbootbank` for a step on the bank itself (as the message always read).
@@ -34,6 +40,21 @@ impl Host {
         };
         if running.device_lost {
             return Err(self.alert(HostError::UpgradeWrite { errno: Errno::Io, path: String::new(), source: None }));
+        }
+        // esxupdate checks the file system of /altbootbank before it copies
+        // anything into it (KB 2033564). How (which tool, which options) is
+        // not public; our checker's verdict is fsck.fat -n's.
+        if let BankLocation::Partition(bank) = &alt {
+            if plan::alt_bank_checked(running.version()) {
+                let check = check_volume(dev, bank.first_lba, bank.sectors);
+                let summary = check.summary();
+                self.event(EventKind::Fsck, format!("check of /altbootbank (partition {}): {summary}", bank.number));
+                if !check.is_clean() {
+                    let findings = check.damage_classes().into_iter().map(|c| c.name().to_owned()).collect();
+                    let refused = AltBankUnclean { partition: bank.number, findings };
+                    return Err(self.alert(HostError::AltBankUnclean(refused)));
+                }
+            }
         }
         let mtime = self.clock.now().0 as u32;
         let local = archive::local_tgz(&self.etc.saved_files(), mtime);

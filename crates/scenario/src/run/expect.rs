@@ -1,11 +1,14 @@
 //! `expect` steps: each field of an expectation is compared with the medium
 //! (below the faults) or the host; every difference is one [`Mismatch`]
-//! naming the step, what was checked, and both values.
+//! naming the step, what was checked, and both values. `fat_clean` and
+//! `fat_findings` run the in-process FAT checker on the medium's partitions.
 
+use visorsim_boot::volume::scan_volumes;
 use visorsim_host::host::{bank_summaries, Host};
+use visorsim_media::fat::check_volume;
 
 use super::{Mismatch, World};
-use crate::model::{BankStateName, BootOutcome, Expect};
+use crate::model::{BankStateName, BootOutcome, Expect, FindingName};
 
 pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
     let mut out = Vec::new();
@@ -99,7 +102,37 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
             mismatch("step_ok", ok.to_string(), quoted(last_error.map(String::as_str), "no error"));
         }
     }
+    if !e.fat_clean.is_empty() || !e.fat_findings.is_empty() {
+        let volumes = scan_volumes(w.dev.inner_mut()).volumes;
+        let mut check = |number: u32| {
+            let v = volumes.iter().find(|v| v.number == number)?;
+            Some(check_volume(w.dev.inner_mut(), v.first_lba, v.sectors))
+        };
+        for &number in &e.fat_clean {
+            match check(number) {
+                Some(c) if c.is_clean() => {}
+                Some(c) => mismatch(&format!("fat_clean {number}"), "clean".into(), c.summary()),
+                None => mismatch(&format!("fat_clean {number}"), "clean".into(), "no such partition".into()),
+            }
+        }
+        for (&number, wanted) in &e.fat_findings {
+            let what = format!("fat_findings {number}");
+            let Some(c) = check(number) else {
+                mismatch(&what, names(wanted), "no such partition".into());
+                continue;
+            };
+            let found = c.classes();
+            if wanted.iter().any(|w| !found.contains(&w.0)) {
+                mismatch(&what, names(wanted), c.summary());
+            }
+        }
+    }
     out
+}
+
+/// Class names as a mismatch shows them: `cross_link, lost_clusters`.
+fn names(classes: &[FindingName]) -> String {
+    classes.iter().map(|c| c.0.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// A found value as a mismatch shows it: the value, or what its absence means.

@@ -25,6 +25,7 @@ fn step_error_kind(e: &HostError) -> StepErrorKind {
         HostErrorKind::UpgradeTooLarge => StepErrorKind::UpgradeTooLarge,
         HostErrorKind::UpgradeNoSpace => StepErrorKind::UpgradeNoSpace,
         HostErrorKind::UpgradeIo => StepErrorKind::UpgradeIo,
+        HostErrorKind::AltBankUnclean => StepErrorKind::AltBankUnclean,
         HostErrorKind::Config => StepErrorKind::Config,
     }
 }
