@@ -159,3 +159,296 @@ fn a_file_of_partial_sectors_is_reported_with_one_size() {
     let (_, report) = inspect_json(&path);
     assert_eq!(report["size"], 1048699);
 }
+
+// ---------------------------------------------------------------------------
+// The hostile-input campaign's kinds of input (issue 10): each run of the
+// CLI is bounded in time (killed past RUN_LIMIT) and its peak memory is
+// measured (the child's ru_maxrss), and must stay below the budget it ran
+// with; the input file must be unchanged and the message must say where.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use visorsim_boot::volume::scan_volumes;
+use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
+use visorsim_host::bank::{Bank, BankLocation};
+
+/// Longest a hostile input may keep the CLI busy (a hang is killed and fails).
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// A finished run: exit code, output, and peak resident memory in bytes.
+struct Measured {
+    code: Option<i32>,
+    out: String,
+    peak_rss: u64,
+}
+
+/// Runs the CLI with `args`, killing it past [`RUN_LIMIT`]; measures its peak RSS.
+#[allow(unsafe_code)]
+fn measured(args: &[&str]) -> Measured {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_visorsim"))
+        .args(args)
+        .env("VISORSIM_CACHE_DIR", cache_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run visorsim");
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let read_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut s).ok();
+        s
+    });
+    let read_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut s).ok();
+        s
+    });
+    let started = Instant::now();
+    let (status, rusage) = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our own child, with pointers to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (status, usage);
+        }
+        if started.elapsed() > RUN_LIMIT {
+            child.kill().ok();
+            panic!("visorsim {args:?} did not finish within {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&read_out.join().unwrap()),
+        String::from_utf8_lossy(&read_err.join().unwrap())
+    );
+    assert!(!out.contains("panicked"), "visorsim panicked: {out}");
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // ru_maxrss is in KiB on Linux.
+    Measured { code, out, peak_rss: rusage.ru_maxrss as u64 * 1024 }
+}
+
+/// Rewrites file `name` of bank `bank` with `data` through the FAT layer.
+fn bank_write(image: &Path, bank: u32, name: &str, data: &[u8]) {
+    let mut dev = FileDisk::open(image, SectorSize::S512).unwrap();
+    let v = scan_volumes(&mut dev).volumes.into_iter().find(|v| v.number == bank).unwrap();
+    let mut location = BankLocation::fat(bank, v.first_lba, v.sectors);
+    location.write(&mut dev, name, data).unwrap();
+    location.sync(&mut dev).unwrap();
+    dev.flush().unwrap();
+}
+
+/// Reads file `name` of bank `bank`.
+fn bank_read(image: &Path, bank: u32, name: &str) -> Vec<u8> {
+    let mut dev = FileDisk::open_read_only(image, SectorSize::S512).unwrap();
+    let v = scan_volumes(&mut dev).volumes.into_iter().find(|v| v.number == bank).unwrap();
+    BankLocation::fat(bank, v.first_lba, v.sectors).read(&mut dev, name, 1 << 30).unwrap()
+}
+
+/// boot.cfg of bank 5 with its `modules=` line replaced by `modules`.
+fn boot_cfg_with_modules(image: &Path, modules: &str) -> Vec<u8> {
+    let text = String::from_utf8(bank_read(image, 5, "boot.cfg")).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("modules=") {
+            out.push_str("modules=");
+            out.push_str(modules);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn a_fat32_bank_whose_root_directory_chain_loops() {
+    // Bank 5 rewritten as a FAT32 volume (4 sectors a cluster, 127,484
+    // clusters) whose root directory cluster 2 links to itself.
+    let (_dir, path) = damaged("fat32.img", |p| {
+        let mut bs = [0u8; 512];
+        bs[0..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
+        bs[3..11].copy_from_slice(b"MSWIN4.1");
+        bs[11..13].copy_from_slice(&512u16.to_le_bytes());
+        bs[13] = 4;
+        bs[14..16].copy_from_slice(&32u16.to_le_bytes());
+        bs[16] = 2;
+        bs[21] = 0xF8;
+        bs[32..36].copy_from_slice(&511_968u32.to_le_bytes());
+        bs[36..40].copy_from_slice(&1000u32.to_le_bytes());
+        bs[44..48].copy_from_slice(&2u32.to_le_bytes());
+        bs[48..50].copy_from_slice(&1u16.to_le_bytes());
+        bs[50..52].copy_from_slice(&6u16.to_le_bytes());
+        bs[82..90].copy_from_slice(b"FAT32   ");
+        bs[510] = 0x55;
+        bs[511] = 0xAA;
+        write_at(p, 8224 * 512, &bs);
+        // FAT #1: media entry, end-of-chain, then cluster 2 -> 2.
+        let fat = [0xF8, 0xFF, 0xFF, 0x0F, 0xFF, 0xFF, 0xFF, 0x0F, 2, 0, 0, 0];
+        write_at(p, (8224 + 32) * 512, &fat);
+        write_at(p, (8224 + 32 + 1000) * 512, &fat);
+    });
+    let before = sparse_hash(&path);
+    let run = measured(&["inspect", "--json", path.to_str().unwrap()]);
+    assert_eq!(run.code, Some(3), "{}", run.out);
+    assert!(run.out.contains("Partition 5 (LBA 8224, byte 4210688): not a FAT16 volume"), "{}", run.out);
+    assert!(run.out.contains("FAT32"), "{}", run.out);
+    let boot = measured(&["boot", "--dry-run", path.to_str().unwrap()]);
+    assert!(boot.code.is_some_and(|c| c != 0 && c != 1), "{}", boot.out);
+    assert!(boot.peak_rss < 512 * MIB, "{} bytes", boot.peak_rss);
+    assert_eq!(sparse_hash(&path), before, "the input was modified");
+}
+
+#[test]
+fn boot_cfg_listing_one_module_a_million_times() {
+    let (_dir, path) = damaged("million.img", |p| {
+        let modules = vec!["b.b00"; 1_000_000].join(" --- ");
+        bank_write(p, 5, "boot.cfg", &boot_cfg_with_modules(p, &modules));
+    });
+    let before = sparse_hash(&path);
+    let run = measured(&["inspect", "--json", path.to_str().unwrap()]);
+    let tail = &run.out[run.out.len().saturating_sub(3000)..];
+    assert_eq!(run.code, Some(3), "{tail}");
+    assert!(run.out.contains("boot.cfg lists b.b00 1000001 times"), "{tail}");
+    assert!(run.peak_rss < 1024 * MIB, "{} bytes", run.peak_rss);
+    assert_eq!(sparse_hash(&path), before, "the input was modified");
+}
+
+#[test]
+fn s_v00_listed_a_thousand_times_runs_out_of_the_budget() {
+    let (_dir, path) = damaged("sv00x1000.img", |p| {
+        let modules = vec!["s.v00"; 1000].join(" --- ");
+        bank_write(p, 5, "boot.cfg", &boot_cfg_with_modules(p, &modules));
+    });
+    let before = sparse_hash(&path);
+    let run = measured(&["boot", "--dry-run", "--ram", "256M", path.to_str().unwrap()]);
+    assert_eq!(run.code, Some(5), "{}", run.out);
+    assert!(run.out.contains("Out of resources"), "{}", run.out);
+    assert!(run.out.contains("s.v00"), "names the module: {}", run.out);
+    assert!(run.peak_rss < 256 * MIB, "{} bytes under a 256 MiB budget", run.peak_rss);
+    assert_eq!(sparse_hash(&path), before, "the input was modified");
+}
+
+/// A gzip file of `len` zero bytes (ISIZE and CRC32 right), made by streaming.
+fn zeros_gzip(len: u64) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let block = vec![0u8; MIB as usize];
+    for _ in 0..len / MIB {
+        gz.write_all(&block).unwrap();
+    }
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_gzip_bomb_kernel_is_out_of_resources_under_the_budget() {
+    // 600 MiB of zeros in well under 1 MiB: mboot allocates ISIZE first.
+    let bomb = zeros_gzip(600 * MIB);
+    let (_dir, path) = damaged("bomb.img", |p| bank_write(p, 5, "k.b00", &bomb));
+    let before = sparse_hash(&path);
+    let run = measured(&["boot", "--dry-run", "--ram", "512M", path.to_str().unwrap()]);
+    assert_eq!(run.code, Some(5), "{}", run.out);
+    assert!(run.out.contains("Out of resources"), "{}", run.out);
+    assert!(run.out.contains("k.b00"), "names the module: {}", run.out);
+    assert!(run.peak_rss < 512 * MIB, "{} bytes under a 512 MiB budget", run.peak_rss);
+    assert_eq!(sparse_hash(&path), before, "the input was modified");
+}
+
+#[test]
+fn a_state_archive_of_zeros_is_refused_and_the_saved_host_stays_small() {
+    use visorsim_image::archive::{local_tgz, state_tgz, EtcFile};
+    let zeros = |name: &str| EtcFile { path: format!("etc/{name}"), mode: 0o644, data: vec![0; 60 << 20] };
+    let state = state_tgz(&local_tgz(&[zeros("a"), zeros("b")], 0), 0);
+    assert!(state.len() < 1 << 20, "{} bytes", state.len());
+    let (_dir, path) = damaged("zeros.img", |p| bank_write(p, 5, "state.tgz", &state));
+    let run = measured(&["host", path.to_str().unwrap(), "boot"]);
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    assert!(run.out.contains("/etc RAM disk holds"), "says why: {}", run.out);
+    assert!(run.out.contains("local.tgz"), "names the archive: {}", run.out);
+    assert!(run.peak_rss < 1024 * MIB, "{} bytes", run.peak_rss);
+    let saved = path.with_file_name("zeros.img.host.json");
+    assert!(fs::metadata(&saved).unwrap().len() < 4 * MIB, "{} bytes", fs::metadata(&saved).unwrap().len());
+    let run = measured(&["host", path.to_str().unwrap(), "advance", "100000000d"]);
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    assert!(fs::metadata(&saved).unwrap().len() < 4 * MIB, "a bounded timeline");
+}
+
+#[test]
+fn a_large_module_whose_chain_loops() {
+    // esxi7: s.v00's directory entry claims 400 MiB and its first cluster
+    // links to itself.
+    let src = &esxi7().image;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("loop7.img");
+    extract(src, 0, fs::metadata(src).unwrap().len(), &path);
+    let (file, first_lba, reserved) = {
+        let mut dev = FileDisk::open_read_only(&path, SectorSize::S512).unwrap();
+        let v = scan_volumes(&mut dev).volumes.into_iter().find(|v| v.number == 5).unwrap();
+        let reader = visorsim_media::fatread::FatReader::open(&mut dev, v.first_lba, v.sectors).unwrap();
+        let file = reader.find(&mut dev, "s.v00").unwrap().unwrap();
+        (file, v.first_lba, u64::from(reader.geometry().reserved_sectors))
+    };
+    write_at(&path, file.dir_entry_lba * 512 + file.dir_entry_offset as u64 + 28, &(400u32 << 20).to_le_bytes());
+    let link = u16::try_from(file.first_cluster).unwrap().to_le_bytes();
+    write_at(&path, (first_lba + reserved) * 512 + 2 * u64::from(file.first_cluster), &link);
+    let before = sparse_hash(&path);
+    let run = measured(&["inspect", "--json", path.to_str().unwrap()]);
+    assert_eq!(run.code, Some(3), "{}", run.out);
+    assert!(run.out.contains("S.V00") && run.out.contains("loops"), "{}", run.out);
+    assert!(run.peak_rss < 256 * MIB, "{} bytes", run.peak_rss);
+    assert_eq!(sparse_hash(&path), before, "the input was modified");
+}
+
+/// Runs `visorsim run` on a scenario file with `text`.
+fn run_scenario(text: &str) -> (tempfile::TempDir, PathBuf, Measured) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.json");
+    fs::write(&path, text).unwrap();
+    let run = measured(&["run", path.to_str().unwrap()]);
+    (dir, path, run)
+}
+
+#[test]
+fn scenario_numbers_out_of_range_name_their_line_and_column() {
+    for (disk, step, says) in [
+        (r#"{"payload_mb": 1e300}"#, r#""power_cut""#, "disk.payload_mb"),
+        ("{}", r#"{"upgrade": {"build_number": 2000, "extra_mb": 18446744073709551615}}"#, "upgrade.extra_mb"),
+        ("{}", r#"{"corrupt": {"fill": {"lba": 0, "count": 18446744073709551615, "byte": 0}}}"#, "corrupt.fill.count"),
+        ("{}", r#"{"advance": "100000000y"}"#, "advance"),
+    ] {
+        let text = format!("{{\n  \"disk\": {disk},\n  \"steps\": [\n    {step}\n  ]\n}}\n");
+        let (_dir, path, run) = run_scenario(&text);
+        assert_eq!(run.code, Some(1), "{text}: {}", run.out);
+        let line = if disk == "{}" { 4 } else { 2 };
+        assert!(run.out.contains(&format!("hostile.json:{line}:")), "{text}: {}", run.out);
+        assert!(run.out.contains(says), "{text}: {}", run.out);
+        assert_eq!(fs::read_to_string(&path).unwrap(), text, "the scenario file is unchanged");
+    }
+}
+
+#[test]
+fn scenario_bit_rot_on_an_empty_file_and_a_hundred_million_days() {
+    let text = r#"{
+  "disk": {},
+  "steps": [
+    { "boot": {} },
+    { "advance": "100000000d" },
+    { "expect": { "running": true } },
+    { "corrupt": { "file": { "bank": 5, "file": "state.tgz" }, "truncate_to": 0 } },
+    { "fault": { "bit_rot": { "bank": 5, "file": "state.tgz" } } }
+  ]
+}
+"#;
+    let (_dir, _path, run) = run_scenario(text);
+    assert_eq!(run.code, Some(1), "{}", run.out);
+    assert!(run.out.contains("fault.bit_rot: bank 5: state.tgz has no data to rot"), "{}", run.out);
+    assert!(run.out.contains("step 5"), "names the step: {}", run.out);
+}

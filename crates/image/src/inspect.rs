@@ -10,7 +10,7 @@
 //! Bytes are hostile: reads are bounded by the partition and the device,
 //! and `fatfs` is only asked for files that fit their partition.
 
-use std::io::Read;
+use std::collections::HashMap;
 
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ use visorsim_boot::firmware;
 use visorsim_boot::gzip::{self, ModuleCheck};
 use visorsim_disk::BlockDevice;
 use visorsim_media::fat::{check_volume, FatCheck, Severity, IMAGE_TIME};
-use visorsim_media::fatread::{esx_short_name, short_name};
+use visorsim_media::fatread::{esx_short_name, short_name, FatReadError, FatReader};
 use visorsim_media::gpt::{self, Copy as GptCopy, Table};
 use visorsim_media::layout::{Layout, BASIC_DATA, EFI_SYSTEM, VMFS_L, VMK_DIAGNOSTIC};
 use visorsim_media::vmfat;
@@ -121,6 +121,9 @@ pub struct ModuleReport {
     pub name: String,
     /// Whether the file exists.
     pub present: bool,
+    /// How many times boot.cfg lists it (mboot loads each listing; the
+    /// module is read and checked once).
+    pub listed: usize,
     /// The check, when present.
     #[serde(flatten)]
     pub check: Option<ModuleCheck>,
@@ -254,6 +257,24 @@ fn read_fat<D: BlockDevice>(
 ) -> Option<FatReport> {
     let ss = dev.sector_size().bytes_u64();
     let part_bytes = sectors.saturating_mul(ss);
+    // The boot sector through the loader's own reader first (bounded, field
+    // by field). A volume it cannot read is not handed to fatfs, whose
+    // FAT32 root directory walk follows a looping cluster chain forever.
+    let reader = match FatReader::open(&mut *dev, first_lba, sectors) {
+        Ok(reader) => reader,
+        Err(FatReadError::Unsupported { what, .. }) => {
+            problems.push(format!(
+                "{where_}: not a FAT16 volume at byte {}: {what}. ESXi formats its banks FAT16; visorsim's loader reads FAT12/16 only and finds no boot.cfg here, so this bank is not bootable in visorsim (esx-boot's own FAT driver would read a FAT32 volume)",
+                first_lba.saturating_mul(ss)
+            ));
+            return None;
+        }
+        Err(e) => {
+            problems
+                .push(format!("{where_}: no readable FAT boot sector at byte {}: {e}", first_lba.saturating_mul(ss)));
+            return None;
+        }
+    };
     // The checker first: it reads only, bounded, whatever the bytes hold.
     let check = check_volume(&mut *dev, first_lba, sectors);
     for finding in check.findings.iter().filter(|f| f.severity == Severity::Damage) {
@@ -292,16 +313,22 @@ fn read_fat<D: BlockDevice>(
             }
         }
     }
-    let read = |name: &str, problems: &mut Vec<String>| -> Option<Vec<u8>> {
+    drop(fs);
+    // Files are read as the loader reads them: by the entry's short name,
+    // along a chain checked for loops and for its length before anything
+    // is allocated, never more than the partition holds.
+    let mut read = |name: &str, problems: &mut Vec<String>| -> Option<Vec<u8>> {
         let entry = report.files.iter().find(|f| f.name.eq_ignore_ascii_case(name))?;
         if entry.size > part_bytes {
             problems.push(format!("{where_}: {name} claims {} bytes, more than the partition holds", entry.size));
             return None;
         }
-        let mut data = Vec::new();
-        let result = fs.root_dir().open_file(&entry.name).and_then(|mut f| f.read_to_end(&mut data));
+        let short = short_name(&entry.short_name)?;
+        let result = reader
+            .find_short(&mut *dev, &short)
+            .and_then(|file| file.map(|f| reader.read(&mut *dev, &f, part_bytes)).transpose());
         match result {
-            Ok(_) => Some(data),
+            Ok(data) => data,
             Err(e) => {
                 problems.push(format!("{where_}: cannot read {name}: {e}"));
                 None
@@ -321,7 +348,15 @@ fn read_fat<D: BlockDevice>(
     }
     if let Some(cfg) = report.boot_cfg.clone() {
         let names = std::iter::once(cfg.kernel.clone()).chain(cfg.modules.iter().cloned()).filter(|n| !n.is_empty());
+        // Each name is read and checked once, however often it is listed:
+        // the work stays linear in the size of boot.cfg.
+        let mut seen: HashMap<String, usize> = HashMap::new();
         for name in names {
+            if let Some(&at) = seen.get(&name) {
+                report.modules[at].listed += 1;
+                continue;
+            }
+            seen.insert(name.clone(), report.modules.len());
             let lookup = name.trim_start_matches('/');
             match read(lookup, problems) {
                 Some(data) => {
@@ -338,15 +373,21 @@ fn read_fat<D: BlockDevice>(
                     if let Err(e) = &check.outcome {
                         problems.push(format!("{where_}: module {name}: {e}"));
                     }
-                    report.modules.push(ModuleReport { name, present: true, check: Some(check) });
+                    report.modules.push(ModuleReport { name, present: true, listed: 1, check: Some(check) });
                 }
                 None => {
                     if !report.files.iter().any(|f| f.name.eq_ignore_ascii_case(lookup)) {
                         problems.push(format!("{where_}: module {name} is listed in boot.cfg but missing (the loader stops with \"Fatal error: 15 (Not found)\")"));
                     }
-                    report.modules.push(ModuleReport { name, present: false, check: None });
+                    report.modules.push(ModuleReport { name, present: false, listed: 1, check: None });
                 }
             }
+        }
+        for m in report.modules.iter().filter(|m| m.listed > 1) {
+            problems.push(format!(
+                "{where_}: boot.cfg lists {} {} times: mboot loads every listing, each into memory of its own",
+                m.name, m.listed
+            ));
         }
     }
     Some(report)
