@@ -49,7 +49,11 @@ fn out_of_range<E: de::Error>(field: &str, value: impl std::fmt::Display, range:
 pub(crate) fn payload_mb<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     let mb = f64::deserialize(d)?;
     if !mb.is_finite() || mb <= 0.0 || mb > MAX_PAYLOAD_MB {
-        return Err(out_of_range("disk.payload_mb", format!("{mb:?}"), &format!("more than 0, at most {MAX_PAYLOAD_MB}")));
+        return Err(out_of_range(
+            "disk.payload_mb",
+            format!("{mb:?}"),
+            &format!("more than 0, at most {MAX_PAYLOAD_MB}"),
+        ));
     }
     Ok(mb)
 }
