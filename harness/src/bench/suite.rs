@@ -213,6 +213,9 @@ pub fn run_suite(fixture: &Fixture, peers: &[Peer], options: &SuiteOptions, core
                 let explore_options = ExploreOptions {
                     op,
                     payload_mb: if options.quick { 0.3 } else { 1.0 },
+                    // The operation's own crash states, each with the in-process
+                    // FAT check; not the follow-through into the next operation.
+                    depth: 1,
                     ..ExploreOptions::default()
                 };
                 let prepared =
@@ -534,7 +537,7 @@ fn explore<'a>(
     let name = op.name();
     let mut own = figure(
         &format!("explore/{name}"),
-        &format!("explore --op {name}: one crash state checked in-process (every k-th state, all cores)"),
+        &format!("explore --op {name} --depth 1: one crash state judged in-process (every k-th state, all cores)"),
         Kind::Other,
         None,
     );
