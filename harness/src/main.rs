@@ -29,6 +29,7 @@ mod cache;
 mod convert;
 mod dashboard;
 mod demo;
+mod explain;
 mod explore;
 mod failure;
 mod handoff;
@@ -67,6 +68,8 @@ enum Command {
     Boot(boot::BootArgs),
     /// Show the partition table, banks, boot.cfg and modules of a disk image.
     Inspect(inspect::InspectArgs),
+    /// Explain why a disk image (raw, vmdk, qcow2, vhdx) boots what it boots, and what comes next.
+    Explain(explain::ExplainArgs),
     /// Convert a raw disk image to vmdk, qcow2, vhdx or raw with qemu-img.
     Export(convert::ExportArgs),
     /// Convert a vmdk, qcow2, vhdx or raw image into a raw disk image.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Host(args) => host::run(args),
         Command::Boot(args) => boot::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Explain(args) => explain::run(args),
         Command::Export(args) => convert::export(args),
         Command::Import(args) => convert::import(args),
         Command::Cache(args) => cache::run(args),

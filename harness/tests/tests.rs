@@ -9,6 +9,7 @@ mod bench_cli;
 mod boot;
 mod cli;
 mod epipe;
+mod explain;
 mod fat_check_cli;
 mod explore_cli;
 mod four_kn;

@@ -220,6 +220,138 @@ fn parse_over(text: &[u8], table: OptionTable, mut values: Vec<Value>) -> (Vec<V
     (values, Ok(()))
 }
 
+/// A line of boot.cfg that a loader does not take as written, and why: the
+/// points a support engineer needs when a file "says" something the loader
+/// does not see (docs/bootloader.md: boot.cfg).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LineNote {
+    /// 1-based line number.
+    pub line: usize,
+    /// The line as normalised by the loader (whitespace merged).
+    pub text: String,
+    /// Why it is ignored, or how it is read.
+    pub note: String,
+}
+
+/// The lines of `text` that safeboot (with `loader`'s table) ignores or
+/// reads other than as written: no `=`; whitespace before `=` (the key then
+/// ends in a space and matches nothing); a key neither safeboot nor mboot
+/// knows; an abbreviated key; a key repeated later (the last one wins); a
+/// `#` inside a value. Comment and empty lines are not listed. Lines after
+/// a syntax error are not read at all, and are listed as such.
+pub fn safeboot_line_notes(text: &[u8], with_quickboot: bool) -> Vec<LineNote> {
+    let table: OptionTable = if with_quickboot { SAFEBOOT_OPTIONS } else { SAFEBOOT_67U1_OPTIONS };
+    let mut notes = Vec::new();
+    let mut last_line_of: Vec<Option<usize>> = vec![None; table.len()];
+    let mut matched: Vec<(usize, usize, String)> = Vec::new();
+    let mut rejected_at: Option<usize> = None;
+    for (index, raw_line) in text.split(|&b| b == b'\n').enumerate() {
+        let line_no = index + 1;
+        let line = match raw_line.iter().position(|&b| b == 0) {
+            Some(nul) => &raw_line[..nul],
+            None => raw_line,
+        };
+        let line = merge_spaces(line);
+        if line.is_empty() || line[0] == b'#' {
+            continue;
+        }
+        let shown = String::from_utf8_lossy(&line).into_owned();
+        if rejected_at.is_some() {
+            notes.push(LineNote {
+                line: line_no,
+                text: shown,
+                note: "never read: the parse stopped at the syntax error above".into(),
+            });
+            continue;
+        }
+        let Some(eq) = line.iter().position(|&b| b == b'=') else {
+            notes.push(LineNote { line: line_no, text: shown, note: "no `=`: not an option line, ignored".into() });
+            continue;
+        };
+        let key = &line[..eq];
+        let key_text = String::from_utf8_lossy(key).into_owned();
+        let slot = table
+            .iter()
+            .position(|(name, _)| key.len() <= name.len() && name.as_bytes()[..key.len()].eq_ignore_ascii_case(key));
+        let Some(slot) = slot else {
+            let mboot = MBOOT_OPTIONS
+                .iter()
+                .any(|(name, _)| key.len() <= name.len() && name.as_bytes()[..key.len()].eq_ignore_ascii_case(key));
+            if key.last() == Some(&b' ') {
+                notes.push(LineNote {
+                    line: line_no,
+                    text: shown,
+                    note: format!(
+                        "whitespace before `=`: the key is `{key_text}` with a trailing space, which matches no option, so neither loader sees this line"
+                    ),
+                });
+            } else if !with_quickboot
+                && b"quickboot".len() >= key.len()
+                && b"quickboot"[..key.len()].eq_ignore_ascii_case(key)
+                && !mboot
+            {
+                notes.push(LineNote {
+                    line: line_no,
+                    text: shown,
+                    note: "the 6.7u1 loader has no quickboot key: ignored".into(),
+                });
+            } else if !mboot {
+                notes.push(LineNote {
+                    line: line_no,
+                    text: shown,
+                    note: format!("`{key_text}` is no option of safeboot or mboot: ignored"),
+                });
+            }
+            continue;
+        };
+        let (name, kind) = table[slot];
+        let value_start = line[eq + 1..].iter().position(|&b| b != b' ').map_or(line.len(), |p| eq + 1 + p);
+        let value = &line[value_start..];
+        if kind == Kind::Int && !value.is_empty() && !is_number(value) {
+            notes.push(LineNote {
+                line: line_no,
+                text: shown,
+                note: format!("`{name}` needs a number: syntax error, safeboot rejects the whole file"),
+            });
+            rejected_at = Some(line_no);
+            continue;
+        }
+        if !key.eq_ignore_ascii_case(name.as_bytes()) {
+            let shown_key = if key.is_empty() { "an empty key".to_owned() } else { format!("`{key_text}`") };
+            notes.push(LineNote {
+                line: line_no,
+                text: shown.clone(),
+                note: format!("{shown_key} is read as `{name}` (the first option whose name starts with it)"),
+            });
+        }
+        if kind == Kind::Str && value.contains(&b'#') {
+            notes.push(LineNote {
+                line: line_no,
+                text: shown.clone(),
+                note: "`#` inside a value is not a comment: it is part of the value".into(),
+            });
+        }
+        if let Some(prev) = last_line_of[slot] {
+            matched.push((prev, line_no, name.to_owned()));
+        }
+        last_line_of[slot] = Some(line_no);
+    }
+    for (earlier, later, name) in matched {
+        let text = text
+            .split(|&b| b == b'\n')
+            .nth(earlier - 1)
+            .map(|l| String::from_utf8_lossy(&merge_spaces(l)).into_owned())
+            .unwrap_or_default();
+        notes.push(LineNote {
+            line: earlier,
+            text,
+            note: format!("`{name}` is set again on line {later}: the last one wins"),
+        });
+    }
+    notes.sort_by_key(|n| n.line);
+    notes
+}
+
 /// safeboot's table in the ESXi 6.7u1/6.7u2 loader: no `quickboot` key
 /// (so `quickboot=1` and `q=1` are ignored like any unknown key).
 const SAFEBOOT_67U1_OPTIONS: OptionTable = &[("build", Kind::Str), ("updated", Kind::Int), ("bootstate", Kind::Int)];

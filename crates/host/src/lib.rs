@@ -10,6 +10,7 @@
 //!   bank      /bootbank and /altbootbank: the Bank trait, FAT and RAM banks
 //!   plan      the scripts' pure decisions (staged upgrade, capacity, boot.cfg edits, errno)
 //!   host      the running host: boot, backup.sh, upgrade, shutdown, power loss
+//!   explain   a disk's next boots, restore and risks, told with the rule for each point
 //! ```
 //!
 //! Data flows one way: `host` sequences I/O on `bank`s, decides with
@@ -20,5 +21,6 @@ pub mod bank;
 pub mod clock;
 pub mod cron;
 pub mod etc;
+pub mod explain;
 pub mod host;
 pub mod plan;

@@ -9,12 +9,14 @@
 //!             checks the expectations, records the timeline
 //!   explore   crash-point exploration of one operation
 //!   size      byte sizes ("16G", "500MB"), for scenario files and the CLI
+//!   input     a user's image (raw, vmdk, qcow2, vhdx) opened read-only, loaded by extents
 //! ```
 
 pub mod checked;
 pub mod explore;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod input;
 pub mod model;
 pub mod run;
 pub mod size;

@@ -76,10 +76,16 @@ pub struct DiskSpec {
     /// old spelling).
     #[serde(default = "default_build", rename = "build_number", alias = "build")]
     pub build: u32,
-    /// A raw disk image to start from instead of a fresh install
-    /// (relative to the scenario file).
+    /// A disk image to start from instead of a fresh install (relative to
+    /// the scenario file): raw, or vmdk/qcow2/vhdx (converted through
+    /// qemu-img into a sparse temporary; the file itself is never modified).
     #[serde(default)]
     pub image: Option<String>,
+    /// Which bootloader decides every boot: `"current"` (the default) or
+    /// `"6.7u1"` (ESXi 6.7u1/6.7u2: banks 5 and 6 only, no quickboot,
+    /// options carried from bank 5 into bank 6).
+    #[serde(default, skip_serializing_if = "is_current_loader")]
+    pub loader: visorsim_boot::safeboot::LoaderVersion,
     /// What the banks' vfat does between `sync`s: `"writeback"` (the
     /// default) or `"writethrough"` (a flush after every script step).
     #[serde(default, deserialize_with = "cache_mode")]
@@ -89,6 +95,10 @@ pub struct DiskSpec {
     /// 0: never).
     #[serde(default = "default_fsck_every")]
     pub fsck_every: u64,
+}
+
+fn is_current_loader(loader: &visorsim_boot::safeboot::LoaderVersion) -> bool {
+    *loader == visorsim_boot::safeboot::LoaderVersion::Current
 }
 
 /// A disk layout by name (`disk.layout`).

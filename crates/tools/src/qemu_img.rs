@@ -188,6 +188,23 @@ impl ImageFormat {
         }
     }
 
+    /// The format `head` (the first bytes of a file, at least 512 of them
+    /// when the file has them) shows by its magic, without running qemu-img:
+    /// qcow2 (`QFI\xfb`), vmdk (`KDMV` sparse extent, or a text descriptor
+    /// starting with `# Disk DescriptorFile`), vhdx (`vhdxfile`); anything
+    /// else is raw, as qemu-img's own probe would call it.
+    pub fn sniff(head: &[u8]) -> ImageFormat {
+        if head.starts_with(b"QFI\xfb") {
+            ImageFormat::Qcow2
+        } else if head.starts_with(b"KDMV") || head.starts_with(b"# Disk DescriptorFile") {
+            ImageFormat::Vmdk
+        } else if head.starts_with(b"vhdxfile") {
+            ImageFormat::Vhdx
+        } else {
+            ImageFormat::Raw
+        }
+    }
+
     /// Whether `qemu-img check` can verify images of this format (raw has
     /// no metadata to check).
     pub const fn is_checkable(self) -> bool {

@@ -28,13 +28,14 @@ use std::path::Path;
 
 use serde::Serialize;
 use visorsim_boot::boot::{BootReport, ModuleCache};
-use visorsim_disk::{FaultPlan, Faulty, FileDisk, MemDisk, SectorSize};
+use visorsim_disk::{FaultPlan, Faulty, MemDisk, SectorSize};
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{bank_summaries, Host};
 use visorsim_image::install::{install_fresh, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
+use crate::input::{ImageInput, InputError};
 use crate::model::{DiskSpec, Scenario, Step, StepErrorKind};
 use crate::size::parse_size;
 
@@ -172,9 +173,14 @@ fn build_disk(spec: &DiskSpec, base: &Path) -> Result<MemDisk, RunError> {
         let unreadable = |e: &dyn fmt::Display| {
             RunError::new(RunErrorKind::Io, "disk.image", format!("{}: {e}", path.display())).with_path(&path)
         };
-        let mut file = FileDisk::open_read_only(&path, SectorSize::S512).map_err(|e| unreadable(&e).with_source(e))?;
-        return file.load().map_err(|e| {
-            let lba = e.lba();
+        // Any format (vmdk/qcow2/vhdx through a sparse raw temporary), read
+        // by data extents: a mostly empty 8 GiB image loads in its data's time.
+        let input = ImageInput::open(&path).map_err(|e| unreadable(&e).with_source(e))?;
+        return input.load(SectorSize::S512).map_err(|e| {
+            let lba = match &e {
+                InputError::Disk { source, .. } => source.lba(),
+                _ => 0,
+            };
             unreadable(&e).with_lba(lba).with_source(e)
         });
     }

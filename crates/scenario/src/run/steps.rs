@@ -41,6 +41,7 @@ fn boot_options(b: &BootStep, disk: &DiskSpec) -> HostBootOptions {
                 Some(ShiftRWhen::Mboot) => ShiftR::InMboot(answer),
             },
             fake_write_error: b.fake_write_error,
+            loader: disk.loader,
             ..Default::default()
         },
         device_claimed_late: b.device_late,
