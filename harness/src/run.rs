@@ -26,11 +26,10 @@ pub fn run(args: RunArgs) -> Result<Status, Failure> {
     for path in &args.files {
         let scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let result =
-            visorsim_scenario::run(&scenario, base).map_err(|e| match e.step() {
-                Some(step) => Failure::msg(format!("{}: step {step}: {e}", path.display())),
-                None => Failure::msg(format!("{}: {e}", path.display())),
-            })?;
+        let result = visorsim_scenario::run(&scenario, base).map_err(|e| match e.step() {
+            Some(step) => Failure::msg(format!("{}: step {step}: {e}", path.display())),
+            None => Failure::msg(format!("{}: {e}", path.display())),
+        })?;
         if args.json {
             println!("{}", serde_json::to_string(&result).expect("serialisable"));
         } else {

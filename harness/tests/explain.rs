@@ -35,7 +35,7 @@ fn risks(v: &Value) -> Vec<String> {
     v["risks"].as_array().unwrap().iter().map(|r| r["text"].as_str().unwrap().to_owned()).collect()
 }
 
-fn bank<'a>(v: &'a Value, n: u64) -> &'a Value {
+fn bank(v: &Value, n: u64) -> &Value {
     v["banks"].as_array().unwrap().iter().find(|b| b["number"] == n).expect("bank in the story")
 }
 

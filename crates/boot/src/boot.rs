@@ -572,7 +572,7 @@ fn load_all<D: BlockDevice>(
             break;
         }
     }
-    load_batch(&mut batch, &mut uniques, options, cache.as_deref_mut(), clock, &mut micros);
+    load_batch(&mut batch, &mut uniques, options, cache, clock, &mut micros);
     *load_micros = micros;
     // The listings in order, each charged as mboot charges it.
     let mut held = 0u64;

@@ -74,7 +74,9 @@ mod contents {
             assert_eq!(serde_json::from_str::<EtcEntry>(&json).unwrap(), entry);
             let old: EtcEntry = serde_json::from_str(r#"{"data": [104, 105], "mode": 420, "sticky": false}"#).unwrap();
             assert_eq!(old.data, b"hi");
-            assert!(serde_json::from_str::<EtcEntry>(r#"{"data": "not base64!", "mode": 420, "sticky": false}"#).is_err());
+            assert!(
+                serde_json::from_str::<EtcEntry>(r#"{"data": "not base64!", "mode": 420, "sticky": false}"#).is_err()
+            );
         }
     }
 }

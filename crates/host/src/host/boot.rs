@@ -164,11 +164,8 @@ pub(super) fn read_state<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> Re
     let bytes = bank.read(dev, "state.tgz", MAX_STATE_TGZ).map_err(StateError::Read)?;
     let defaults = ArchiveLimits::default();
     let limit = ETC_RAMDISK_BYTES.min(defaults.max_total_bytes);
-    let limits = ArchiveLimits {
-        max_total_bytes: limit,
-        max_member_bytes: defaults.max_member_bytes.min(limit),
-        ..defaults
-    };
+    let limits =
+        ArchiveLimits { max_total_bytes: limit, max_member_bytes: defaults.max_member_bytes.min(limit), ..defaults };
     let files = archive::read_state_tgz(&bytes, &limits).map_err(|e| match e.kind() {
         ArchiveErrorKind::TotalTooLarge | ArchiveErrorKind::MemberTooLarge => StateError::EtcFull { source: e, limit },
         _ => StateError::Extract(e),

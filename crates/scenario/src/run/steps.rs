@@ -4,6 +4,7 @@
 
 use visorsim_boot::boot::{BootOptions, BootReport, Outcome, ShiftR};
 use visorsim_boot::handoff::{hand_over, HandoffOptions};
+use visorsim_boot::load::{LoadOptions, DEFAULT_MEMORY_BUDGET};
 use visorsim_boot::safeboot::Answer;
 use visorsim_host::clock::SimTime;
 use visorsim_host::host::{EventKind, HostBootOptions, HostError, HostErrorKind};
@@ -41,6 +42,7 @@ fn boot_options(b: &BootStep, disk: &DiskSpec) -> HostBootOptions {
                 Some(ShiftRWhen::Mboot) => ShiftR::InMboot(answer),
             },
             fake_write_error: b.fake_write_error,
+            load: LoadOptions { memory_budget: disk.ram.unwrap_or(DEFAULT_MEMORY_BUDGET), ..LoadOptions::default() },
             loader: disk.loader,
             ..Default::default()
         },
