@@ -137,8 +137,8 @@ mod tests {
     fn every_bounded_number_is_refused_with_its_line_and_column() {
         for (disk, step, line, says) in [
             (r#"{"payload_mb": 1e300}"#, r#""power_cut""#, 2, "disk.payload_mb: 1e300 is out of range"),
-            (r#"{"payload_mb": -1}"#, r#""power_cut""#, 2, "disk.payload_mb: -1 is out of range"),
-            (r#"{"payload_mb": 0}"#, r#""power_cut""#, 2, "disk.payload_mb: 0 is out of range"),
+            (r#"{"payload_mb": -1}"#, r#""power_cut""#, 2, "disk.payload_mb: -1.0 is out of range"),
+            (r#"{"payload_mb": 0}"#, r#""power_cut""#, 2, "disk.payload_mb: 0.0 is out of range"),
             (r#"{"size": "99999T"}"#, r#""power_cut""#, 2, "disk.size: \"99999T\" is out of range"),
             (r#"{"size": "lots"}"#, r#""power_cut""#, 2, "disk.size: `lots` is not a size"),
             (r#"{"ram": "1K"}"#, r#""power_cut""#, 2, "disk.ram: \"1K\" is out of range"),

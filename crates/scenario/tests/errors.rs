@@ -6,8 +6,7 @@
 use std::error::Error;
 use std::path::Path;
 
-use visorsim_scenario::size::{SizeError, SizeErrorKind};
-use visorsim_scenario::{parse, run, RunError, RunErrorKind};
+use visorsim_scenario::{parse, run, RunError, RunErrorKind, ScenarioError};
 
 fn run_text(text: &str) -> Result<visorsim_scenario::RunResult, RunError> {
     let scenario = parse(text, "test.json").expect("valid scenario");
@@ -19,13 +18,13 @@ fn run_error(text: &str) -> RunError {
 }
 
 #[test]
-fn a_bad_disk_size_is_a_disk_error_with_the_size_error_as_cause() {
-    let e = run_error(r#"{"disk": {"size": "16Q"}, "steps": []}"#);
-    assert_eq!(e.kind(), RunErrorKind::Disk);
-    assert_eq!((e.field(), e.step()), ("disk.size", None));
-    assert_eq!(e.to_string(), r#"disk.size: "16Q" is not a size such as 16G"#);
-    let cause = e.source().and_then(|s| s.downcast_ref::<SizeError>()).expect("the size error");
-    assert_eq!(cause.kind(), SizeErrorKind::UnknownUnit);
+fn a_bad_disk_size_is_refused_when_the_file_is_read() {
+    // Range and syntax checks run at parse time, so the error carries the
+    // file, line and column (and the size error's own words).
+    let e = parse(r#"{"disk": {"size": "16Q"}, "steps": []}"#, "test.json").expect_err("a bad size");
+    let ScenarioError::Parse { path, line, column, message } = e else { panic!("not a parse error: {e}") };
+    assert_eq!((path.as_str(), line, column), ("test.json", 1, 24));
+    assert!(message.starts_with("disk.size: unknown size unit `q` in `16Q`"), "{message}");
 }
 
 #[test]
@@ -40,9 +39,9 @@ fn a_missing_image_names_its_path() {
 
 #[test]
 fn step_errors_name_the_step_and_field() {
-    let e = run_error(r#"{"disk": {}, "steps": [{"boot": {}}, {"advance": "soon"}]}"#);
-    assert_eq!((e.kind(), e.field(), e.step()), (RunErrorKind::Step, "advance", Some(2)));
-    assert!(e.to_string().starts_with("advance: "), "{e}");
+    // A bad duration is refused when the file is read, at its line and column.
+    let e = parse(r#"{"disk": {}, "steps": [{"boot": {}}, {"advance": "soon"}]}"#, "test.json").expect_err("bad");
+    assert!(e.to_string().starts_with("test.json:1:55: advance: "), "{e}");
 
     let e = run_error(r#"{"disk": {}, "steps": [{"boot": {}}, {"upgrade": {"build": 2000, "broken": "nope.v00"}}]}"#);
     assert_eq!(
