@@ -317,21 +317,8 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         _ => SafebootOptions { rollback: None, fake_write_error: options.fake_write_error },
     };
     let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, options.loader, &mut log);
-    let mut report = BootReport {
-        outcome: Outcome::NoHypervisor,
-        partition_scheme: scheme,
-        partition_error,
-        passes: vec![pass],
-        selected: None,
-        build: None,
-        boot_uuid: None,
-        title: None,
-        kernel_cmdline: None,
-        modules: Vec::new(),
-        load_micros: None,
-        after_failure: None,
-        log: Vec::new(),
-    };
+    let mut report = BootReport::nothing_loaded(Outcome::NoHypervisor, scheme, partition_error);
+    report.passes.push(pass);
     let mut second_pass_done = false;
     loop {
         let decision = &report.passes.last().expect("one pass").decision;
@@ -419,20 +406,31 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
 /// The report of a boot whose loader never started.
 fn loader_missing<D: BlockDevice>(dev: &mut D, reason: String) -> BootReport {
     let table = scan_volumes(dev);
-    BootReport {
-        log: vec![LogLine { level: Level::Error, text: format!("The firmware could not start the loader: {reason}") }],
-        outcome: Outcome::LoaderMissing { reason },
-        partition_scheme: table.scheme,
-        partition_error: table.error,
-        passes: Vec::new(),
-        selected: None,
-        build: None,
-        boot_uuid: None,
-        title: None,
-        kernel_cmdline: None,
-        modules: Vec::new(),
-        load_micros: None,
-        after_failure: None,
+    let line = LogLine { level: Level::Error, text: format!("The firmware could not start the loader: {reason}") };
+    let mut report = BootReport::nothing_loaded(Outcome::LoaderMissing { reason }, table.scheme, table.error);
+    report.log.push(line);
+    report
+}
+
+impl BootReport {
+    /// A report with `outcome` and the partition table, before any pass,
+    /// bank choice or module load has filled it in.
+    fn nothing_loaded(outcome: Outcome, partition_scheme: &'static str, partition_error: Option<String>) -> BootReport {
+        BootReport {
+            outcome,
+            partition_scheme,
+            partition_error,
+            passes: Vec::new(),
+            selected: None,
+            build: None,
+            boot_uuid: None,
+            title: None,
+            kernel_cmdline: None,
+            modules: Vec::new(),
+            load_micros: None,
+            after_failure: None,
+            log: Vec::new(),
+        }
     }
 }
 
