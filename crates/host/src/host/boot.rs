@@ -16,7 +16,9 @@ use visorsim_boot::volume::scan_volumes;
 use visorsim_disk::BlockDevice;
 use visorsim_image::archive::{self, ArchiveErrorKind, ArchiveLimits};
 
-use super::{EventKind, Host, HostBootOptions, Running, StateError, ETC_RAMDISK_BYTES, MAX_BOOT_CFG, MAX_STATE_TGZ};
+use super::{
+    EventKind, Host, HostBootOptions, HostError, Running, StateError, ETC_RAMDISK_BYTES, MAX_BOOT_CFG, MAX_STATE_TGZ,
+};
 use crate::bank::{Bank, BankError, BankLocation};
 use crate::etc::EtcTree;
 use crate::plan;
@@ -101,15 +103,30 @@ impl Host {
         report
     }
 
-    /// Orderly reboot: shutdown (with its backup), then boot.
+    /// Orderly reboot: shutdown (with its backup), then boot. The shutdown
+    /// backup's failure is in the timeline only; [`Host::reboot_keeping_error`]
+    /// returns it too.
     pub fn reboot<D: BlockDevice>(
         &mut self,
         dev: &mut D,
         options: &HostBootOptions,
         cache: Option<&mut ModuleCache>,
     ) -> BootReport {
-        let _ = self.shutdown(dev);
-        self.boot(dev, options, cache)
+        self.reboot_keeping_error(dev, options, cache).0
+    }
+
+    /// [`Host::reboot`], also returning how the shutdown went: its backup's
+    /// failure, or [`HostError::NotRunning`] when the host was off (then
+    /// nothing ran before the boot). The host boots either way, as a real
+    /// host does after `backup.sh 1` fails.
+    pub fn reboot_keeping_error<D: BlockDevice>(
+        &mut self,
+        dev: &mut D,
+        options: &HostBootOptions,
+        cache: Option<&mut ModuleCache>,
+    ) -> (BootReport, Result<(), HostError>) {
+        let shutdown = self.shutdown(dev);
+        (self.boot(dev, options, cache), shutdown)
     }
 
     /// Restores `/etc` from `/bootbank/state.tgz`, or boots with defaults
