@@ -14,6 +14,9 @@
 //! | `corrupt.fill.count` | 1 to [`MAX_FILL_SECTORS`] | twice the largest bank in 512-byte sectors |
 //! | `fault.volatile_cache_reorder` | at most [`MAX_REORDER`] | a cache that reorders more writes than that is not a disk cache |
 //! | `bank` of a file reference | 1 to 128 | GPT entry numbers |
+//! | partition keys of `expect` maps | 1 to 128 | GPT entry numbers |
+//! | `corrupt.bytes`, `corrupt.text` | 1 to [`MAX_CORRUPT_BYTES`] bytes; `bytes` pairs of hex digits | a patch, not a file's worth of data |
+//! | `expect.files.*.sha256` | 64 hex digits | a SHA-256 |
 //! | `advance` | a duration (`59m`, `2h`, `100000000d`) | parsed now, so a typo names its line |
 //!
 //! The other numbers (seeds, build numbers, LBAs, offsets, write counts)
@@ -40,6 +43,8 @@ pub const MAX_EXTRA_MB: u64 = 4400;
 pub const MAX_FILL_SECTORS: u64 = 1 << 24;
 /// Largest `fault.volatile_cache_reorder`.
 pub const MAX_REORDER: usize = 1 << 20;
+/// Largest `corrupt.bytes` / `corrupt.text`: 1 MiB.
+pub const MAX_CORRUPT_BYTES: usize = 1 << 20;
 
 fn out_of_range<E: de::Error>(field: &str, value: impl std::fmt::Display, range: &str) -> E {
     E::custom(format_args!("{field}: {value} is out of range ({range})"))
@@ -114,6 +119,61 @@ pub(crate) fn bank<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         return Err(out_of_range("bank", n, "a partition number, 1 to 128"));
     }
     Ok(n)
+}
+
+/// A partition number written as a map key (`expect.bank_states`,
+/// `expect.files`...): 1 to 128. `field` names the key in the error.
+pub(crate) fn partition_key(key: &str, field: &str) -> Result<u32, String> {
+    let n = key.parse::<u32>().map_err(|_| format!("{field}: `{key}` is not a partition number"))?;
+    if !(1..=128).contains(&n) {
+        return Err(format!("{field}: {n} is out of range (a partition number, 1 to 128)"));
+    }
+    Ok(n)
+}
+
+/// `corrupt.bytes`: hex digit pairs (spaces between bytes allowed), 1 to
+/// [`MAX_CORRUPT_BYTES`] bytes.
+pub(crate) fn corrupt_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if let Some(bad) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+        let c = char::from(digits[bad]);
+        return Err(de::Error::custom(format_args!(
+            "corrupt.bytes: {c:?} is not a hex digit (give bytes as \"00ff\")"
+        )));
+    }
+    if digits.len() % 2 == 1 {
+        return Err(de::Error::custom(format_args!(
+            "corrupt.bytes: {} hex digit(s) is not a whole number of bytes",
+            digits.len()
+        )));
+    }
+    check_patch_len("corrupt.bytes", digits.len() / 2)?;
+    let nibble = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+    Ok(Some(digits.chunks(2).map(|p| nibble(p[0]) << 4 | nibble(p[1])).collect()))
+}
+
+/// `corrupt.text`: 1 to [`MAX_CORRUPT_BYTES`] bytes of UTF-8.
+pub(crate) fn corrupt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    check_patch_len("corrupt.text", text.len())?;
+    Ok(Some(text))
+}
+
+fn check_patch_len<E: de::Error>(field: &str, len: usize) -> Result<(), E> {
+    if !(1..=MAX_CORRUPT_BYTES).contains(&len) {
+        return Err(out_of_range(field, format!("{len} byte(s)"), &format!("1 to {MAX_CORRUPT_BYTES} bytes")));
+    }
+    Ok(())
+}
+
+/// `expect.files.*.sha256`: 64 hex digits, kept in lower case.
+pub(crate) fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else { return Ok(None) };
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(de::Error::custom(format_args!("sha256: {text:?} is not 64 hex digits")));
+    }
+    Ok(Some(text.to_ascii_lowercase()))
 }
 
 /// `advance`: a duration, checked now and kept as written.

@@ -47,8 +47,29 @@ pub struct Scenario {
     pub references: Vec<String>,
     /// The disk to start from.
     pub disk: DiskSpec,
+    /// The fault layer's settings for the whole run (`faults`).
+    #[serde(default, skip_serializing_if = "FaultSettings::is_default")]
+    pub faults: FaultSettings,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+/// The fault layer's settings for the whole run (`faults`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSettings {
+    /// Seed of the fault layer's random choices: which unflushed writes a
+    /// power cut loses from a volatile cache (`fault.volatile_cache_reorder`).
+    /// Default: `disk.seed`, so that changing it varies the losses and not
+    /// the disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl FaultSettings {
+    fn is_default(&self) -> bool {
+        *self == FaultSettings::default()
+    }
 }
 
 /// The disk: a fresh install built from a seed, or an imported raw image.
@@ -355,9 +376,24 @@ pub struct CorruptStep {
     /// ...a sector.
     #[serde(default)]
     pub lba: Option<u64>,
-    /// Byte offset in the file (default: the middle) or in the sector (default 0).
+    /// Byte offset in the file (default: the middle; 0 with `bytes` or
+    /// `text`) or in the sector (default 0).
     #[serde(default)]
     pub offset: Option<u64>,
+    /// Write these bytes, given in hex (`"00ff"`, spaces allowed), at
+    /// `offset`, in place: through the file's clusters (the FAT and the
+    /// directory entry are untouched; the bytes must lie inside the file),
+    /// or from `offset` of sector `lba` on (across sectors, inside the disk).
+    #[serde(
+        default,
+        deserialize_with = "crate::checked::corrupt_bytes",
+        serialize_with = "hex_out",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bytes: Option<Vec<u8>>,
+    /// Write this text (its UTF-8 bytes) the same way as `bytes`.
+    #[serde(default, deserialize_with = "crate::checked::corrupt_text", skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     /// Replace the file's content with nothing but this many bytes (truncate).
     #[serde(default)]
     pub truncate_to: Option<u64>,
@@ -398,11 +434,23 @@ pub struct Expect {
     /// The last boot's outcome: booted, no_hypervisor, load_failed, chainload_failed.
     #[serde(default, deserialize_with = "outcome")]
     pub outcome: Option<BootOutcome>,
-    /// bootstate on disk per bank (keyed by partition number): "valid",
-    /// "upgrading", "dirty", "invalid", "corrupted", "empty" or "missing"
-    /// (any case).
-    #[serde(default, deserialize_with = "bank_states")]
-    pub bank_states: BTreeMap<String, BankStateName>,
+    /// bootstate on disk per partition (keyed by its number, any partition
+    /// the loader may scan): "valid", "upgrading", "dirty", "invalid",
+    /// "corrupted", "empty" (no parsable boot.cfg) or "missing" (no such
+    /// partition) (any case).
+    #[serde(default, deserialize_with = "bank_states", skip_serializing_if = "BTreeMap::is_empty")]
+    pub bank_states: BTreeMap<u32, BankStateName>,
+    /// The byte the bootstate writer patches in each partition's boot.cfg
+    /// (the value after the first `bootstate=` line of its first 512
+    /// bytes), as on disk: `{ "5": "3" }`. It can differ from what the
+    /// parser takes (`bank_states`).
+    #[serde(default, deserialize_with = "bootstate_chars", skip_serializing_if = "BTreeMap::is_empty")]
+    pub bootstate_chars: BTreeMap<u32, char>,
+    /// Files of a partition and what their bytes must be, keyed by
+    /// partition number then file name (`dir/file` allowed):
+    /// `{ "5": { "boot.cfg": { "contains": ["bootstate=3"] } } }`.
+    #[serde(default, deserialize_with = "files", skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<u32, BTreeMap<String, FileExpect>>,
     /// Configuration values that must be present: "hostname" or an esx.conf key.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -412,9 +460,21 @@ pub struct Expect {
     /// Substrings of the last boot's log.
     #[serde(default)]
     pub log_contains: Vec<String>,
+    /// Substrings no line of the last boot's log holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_absent: Vec<String>,
+    /// How many lines of the last boot's log hold each substring.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_count: BTreeMap<String, u64>,
     /// Substrings of the host's timeline (alerts, script messages).
     #[serde(default)]
     pub timeline_contains: Vec<String>,
+    /// Substrings no event of the host's timeline holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline_absent: Vec<String>,
+    /// How many events of the host's timeline hold each substring.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub timeline_count: BTreeMap<String, u64>,
     /// The last step's error contains this (an upgrade or backup that failed).
     #[serde(default)]
     pub error_contains: Option<String>,
@@ -433,6 +493,26 @@ pub struct Expect {
     /// the checker's class names (`FindingClass::name`).
     #[serde(default, deserialize_with = "fat_findings", skip_serializing_if = "BTreeMap::is_empty")]
     pub fat_findings: BTreeMap<u32, Vec<FindingName>>,
+}
+
+/// What a file of a partition must be (`expect.files`). Every field given
+/// must hold; a file that does not exist fails each of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExpect {
+    /// Whether the file exists (default: it must; `false`: it must not,
+    /// and no other field may be given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exists: Option<bool>,
+    /// Its size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The SHA-256 of its bytes (64 hex digits, any case; kept in lower case).
+    #[serde(default, deserialize_with = "crate::checked::sha256", skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Texts its bytes hold (each as UTF-8 bytes, anywhere in the file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contains: Vec<String>,
 }
 
 /// A FAT checker's finding class by name (`expect.fat_findings`):
@@ -462,18 +542,7 @@ fn finding_name(name: &str, field: &str) -> Result<FindingName, String> {
 
 /// `expect.fat_findings`: partition numbers to class names, each checked.
 fn fat_findings<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, Vec<FindingName>>, D::Error> {
-    BTreeMap::<String, Vec<String>>::deserialize(d)?
-        .into_iter()
-        .map(|(part, names)| {
-            let field = format!("expect.fat_findings.{part}");
-            let number = part
-                .parse::<u32>()
-                .map_err(|_| de::Error::custom(format_args!("{field}: `{part}` is not a partition number")))?;
-            let classes =
-                names.iter().map(|n| finding_name(n, &field)).collect::<Result<_, _>>().map_err(de::Error::custom)?;
-            Ok((number, classes))
-        })
-        .collect()
+    by_partition(d, "fat_findings", |names: Vec<String>, field| names.iter().map(|n| finding_name(n, field)).collect())
 }
 
 /// A boot outcome by name (`expect.outcome`).
@@ -703,14 +772,53 @@ fn error_kind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<StepErrorKind>, 
     optional(d, "expect.error_kind")
 }
 
-fn bank_states<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, BankStateName>, D::Error> {
-    BTreeMap::<String, String>::deserialize(d)?
+/// A map keyed by partition number, each key checked
+/// ([`crate::checked::partition_key`]) and each value read by `value`
+/// with its field's name (`expect.<field>.<key>`).
+fn by_partition<'de, D: Deserializer<'de>, In: Deserialize<'de>, Out>(
+    d: D,
+    field: &str,
+    value: impl Fn(In, &str) -> Result<Out, String>,
+) -> Result<BTreeMap<u32, Out>, D::Error> {
+    BTreeMap::<String, In>::deserialize(d)?
         .into_iter()
-        .map(|(bank, state)| {
-            let value = by_name(&state, &format!("expect.bank_states.{bank}"), true).map_err(de::Error::custom)?;
-            Ok((bank, value))
+        .map(|(key, v)| {
+            let name = format!("expect.{field}.{key}");
+            let number = crate::checked::partition_key(&key, &name).map_err(de::Error::custom)?;
+            Ok((number, value(v, &name).map_err(de::Error::custom)?))
         })
         .collect()
+}
+
+fn bank_states<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, BankStateName>, D::Error> {
+    by_partition(d, "bank_states", |state: String, name| by_name(&state, name, true).map_err(|e| e.to_string()))
+}
+
+fn bootstate_chars<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, char>, D::Error> {
+    by_partition(d, "bootstate_chars", |text: String, name| {
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => Ok(c),
+            _ => Err(format!("{name}: {text:?} is not one character (the byte after `bootstate=`, such as \"3\")")),
+        }
+    })
+}
+
+fn files<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, BTreeMap<String, FileExpect>>, D::Error> {
+    by_partition(d, "files", |files: BTreeMap<String, FileExpect>, name| {
+        for (file, f) in &files {
+            if f.exists == Some(false) && (f.size.is_some() || f.sha256.is_some() || !f.contains.is_empty()) {
+                return Err(format!("{name}.{file}: `exists: false` cannot be given with size, sha256 or contains"));
+            }
+        }
+        Ok(files)
+    })
+}
+
+/// Bytes as lower-case hex (`corrupt.bytes` written back).
+fn hex_out<S: serde::Serializer>(bytes: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    let text = bytes.as_ref().map(|b| b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    text.serialize(s)
 }
 
 /// One step.
@@ -920,8 +1028,8 @@ mod tests {
         assert_eq!(Layout::from(s.disk.layout), Layout::Esxi7);
         let Step::Expect(e) = &s.steps[1] else { panic!("{:?}", s.steps[1]) };
         assert_eq!(e.outcome, Some(BootOutcome::LoadFailed));
-        assert_eq!(e.bank_states["5"], BankStateName::Valid, "bank states are case-insensitive, as before");
-        assert_eq!(e.bank_states["6"], BankStateName::Dirty);
+        assert_eq!(e.bank_states[&5], BankStateName::Valid, "bank states are case-insensitive, as before");
+        assert_eq!(e.bank_states[&6], BankStateName::Dirty);
         assert_eq!(e.error_kind, Some(StepErrorKind::NotRunning));
         let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s, "serialises to names that parse back");

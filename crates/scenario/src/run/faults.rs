@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use visorsim_disk::{BitFlip, BlockDevice, FaultPlan, MemDisk, Tearing};
+use visorsim_disk::{BitFlip, BlockDevice, DiskError, FaultPlan, MemDisk, Tearing};
 use visorsim_host::bank::Bank;
-use visorsim_media::fatread::FatReader;
+use visorsim_media::fatread::{FatReadError, FatReader};
 
 use super::{RunError, RunErrorKind, World};
 use crate::model::{CorruptStep, FaultStep, FileRef};
@@ -101,6 +101,25 @@ pub(super) fn arm(w: &mut World, f: &FaultStep) -> Result<(String, String), RunE
 pub(super) fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String), RunError> {
     let dev = w.dev.inner_mut();
     let ss = dev.sector_size().len();
+    let step_error = |message: &str| RunError::new(RunErrorKind::Step, "corrupt", format!("corrupt: {message}"));
+    let patch = match (&c.bytes, &c.text) {
+        (Some(_), Some(_)) => return Err(step_error("give `bytes` or `text`, not both")),
+        (Some(bytes), None) => Some(bytes.as_slice()),
+        (None, Some(text)) => Some(text.as_bytes()),
+        (None, None) => None,
+    };
+    if let Some(patch) = patch {
+        if c.fill.is_some() || c.truncate_to.is_some() || c.delete {
+            return Err(step_error("`bytes` and `text` cannot be combined with `fill`, `truncate_to` or `delete`"));
+        }
+        let offset = c.offset.unwrap_or(0);
+        return match (&c.file, c.lba) {
+            (Some(f), None) => write_in_file(dev, f, offset, patch),
+            (None, Some(lba)) => write_at_lba(dev, lba, offset, patch),
+            (Some(_), Some(_)) => Err(step_error("give `file` or `lba`, not both")),
+            (None, None) => Err(step_error("give `file` or `lba`")),
+        };
+    }
     let sectors_error = |what: String, lba: u64, e| {
         RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: {what}"), e).with_lba(lba)
     };
@@ -161,4 +180,77 @@ pub(super) fn corrupt(w: &mut World, c: &CorruptStep) -> Result<(String, String)
     }
     location.write(dev, &f.file, &data).map_err(file_error)?;
     Ok((format!("corrupt {}/{}", f.bank, f.file), "ok".into()))
+}
+
+/// `corrupt` with `bytes`/`text` on a file: the bytes are written in place,
+/// through the file's cluster chain as the FAT has it (every cluster the
+/// range touches, not only the first), read-modify-write per sector. The
+/// directory entry and the FAT are untouched, so the file keeps its size.
+fn write_in_file(dev: &mut MemDisk, f: &FileRef, offset: u64, patch: &[u8]) -> Result<(String, String), RunError> {
+    let what = format!("corrupt: bank {}: {}", f.bank, f.file);
+    let failed = |e: FatReadError| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", what.clone(), e).with_bank(f.bank).with_file(&f.file)
+    };
+    let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
+    let v = volumes.iter().find(|v| v.number == f.bank).ok_or_else(|| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("bank {} not found", f.bank)).with_bank(f.bank)
+    })?;
+    let reader = FatReader::open(dev, v.first_lba, v.sectors).map_err(failed)?;
+    let file = reader.find(dev, &f.file).map_err(failed)?.ok_or_else(|| {
+        RunError::new(RunErrorKind::Corrupt, "corrupt", format!("{what}: no such file"))
+            .with_bank(f.bank)
+            .with_file(&f.file)
+    })?;
+    let len = patch.len() as u64;
+    let end = offset.checked_add(len).filter(|&end| end <= u64::from(file.size)).ok_or_else(|| {
+        let message =
+            format!("{what}: {len} byte(s) at offset {offset} pass the end of the file ({} bytes)", file.size);
+        RunError::new(RunErrorKind::Corrupt, "corrupt", message).with_bank(f.bank).with_file(&f.file)
+    })?;
+    let ss = dev.sector_size().len() as u64;
+    let mut run_start = 0u64; // the file offset of the run's first byte
+    for run in reader.runs(dev, &file).map_err(failed)? {
+        let run_end = run_start + run.sectors * ss;
+        let (from, to) = (offset.max(run_start), end.min(run_end));
+        if from < to {
+            let first = run.lba + (from - run_start) / ss;
+            let last = run.lba + (to - 1 - run_start) / ss;
+            let at = (from - run_start) % ss;
+            let data = &patch[(from - offset) as usize..(to - offset) as usize];
+            patch_sectors(dev, first, last - first + 1, at, data)
+                .map_err(|e| RunError::caused(RunErrorKind::Corrupt, "corrupt", what.clone(), e).with_lba(first))?;
+        }
+        run_start = run_end;
+    }
+    Ok((format!("write {len} byte(s) at {}/{}+{offset}", f.bank, f.file), "ok".into()))
+}
+
+/// `corrupt` with `bytes`/`text` on sectors: from byte `offset` of sector
+/// `lba` on, across sectors, inside the disk.
+fn write_at_lba(dev: &mut MemDisk, lba: u64, offset: u64, patch: &[u8]) -> Result<(String, String), RunError> {
+    let ss = dev.sector_size().len() as u64;
+    let len = patch.len() as u64;
+    let start = lba.checked_mul(ss).and_then(|b| b.checked_add(offset));
+    let end = start.and_then(|s| s.checked_add(len)).filter(|&end| end <= dev.size_bytes());
+    let (Some(start), Some(end)) = (start, end) else {
+        let message = format!(
+            "corrupt: {len} byte(s) at LBA {lba} + {offset} pass the end of the disk ({} sectors)",
+            dev.sector_count()
+        );
+        return Err(RunError::new(RunErrorKind::Corrupt, "corrupt", message).with_lba(lba));
+    };
+    let first = start / ss;
+    let count = (end - 1) / ss - first + 1;
+    patch_sectors(dev, first, count, start % ss, patch).map_err(|e| {
+        RunError::caused(RunErrorKind::Corrupt, "corrupt", format!("corrupt: LBA {lba}"), e).with_lba(first)
+    })?;
+    Ok((format!("write {len} byte(s) at LBA {lba}+{offset}"), "ok".into()))
+}
+
+/// Reads `count` sectors from `lba`, puts `data` at byte `at` of them, writes them back.
+fn patch_sectors(dev: &mut MemDisk, lba: u64, count: u64, at: u64, data: &[u8]) -> Result<(), DiskError> {
+    let mut sectors = vec![0u8; count as usize * dev.sector_size().len()];
+    dev.read_sectors(lba, &mut sectors)?;
+    sectors[at as usize..at as usize + data.len()].copy_from_slice(data);
+    dev.write_sectors(lba, &sectors)
 }

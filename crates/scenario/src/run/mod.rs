@@ -14,6 +14,7 @@
 //!   mod.rs     run(): the world (disk, faults, host, cache), the timeline
 //!   steps.rs   host steps: boot, configure, advance, backup, upgrade...
 //!   faults.rs  `fault` and `corrupt` steps: arming the fault layer, damaging the medium
+//!   medium.rs  the fault layer, watched: which cached writes a power cut lost, and where
 //!   expect.rs  `expect` steps: what is checked and how a mismatch reads
 //!   error.rs   RunError: why a scenario could not run at all
 //! ```
@@ -21,6 +22,7 @@
 mod error;
 mod expect;
 mod faults;
+mod medium;
 mod steps;
 
 use std::fmt;
@@ -41,6 +43,7 @@ use crate::size::parse_size;
 
 pub use error::{RunError, RunErrorKind};
 use expect::check;
+use medium::Medium;
 use steps::play;
 
 /// One line of the timeline.
@@ -118,7 +121,7 @@ struct StepFailure {
 }
 
 struct World {
-    dev: Faulty<MemDisk>,
+    dev: Medium,
     host: Host,
     cache: ModuleCache,
     last_boot: Option<BootReport>,
@@ -129,8 +132,9 @@ struct World {
 /// Runs a scenario. `base` is the directory relative image paths start from.
 pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
     let disk = build_disk(&scenario.disk, base)?;
+    let fault_seed = scenario.faults.seed.unwrap_or(scenario.disk.seed);
     let mut world = World {
-        dev: Faulty::new(disk, FaultPlan { seed: scenario.disk.seed, ..FaultPlan::default() }),
+        dev: Medium::new(Faulty::new(disk, FaultPlan { seed: fault_seed, ..FaultPlan::default() })),
         host: Host::new(scenario.disk.seed, SimTime::default()),
         cache: ModuleCache::new(64),
         last_boot: None,
@@ -141,7 +145,7 @@ pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
     let mut mismatches = Vec::new();
     for (i, step) in scenario.steps.iter().enumerate() {
         let n = i + 1;
-        let (what, result) = match step {
+        let (what, mut result) = match step {
             Step::Expect(expect) => {
                 let found = check(&mut world, expect, n);
                 let result = if found.is_empty() { "ok".to_owned() } else { format!("{} mismatch(es)", found.len()) };
@@ -150,6 +154,10 @@ pub fn run(scenario: &Scenario, base: &Path) -> Result<RunResult, RunError> {
             }
             other => play(&mut world, other).map_err(|e| e.at_step(n))?,
         };
+        // The write cache's choices at a cut this step caused, in the step's row.
+        if let Some(cut) = world.dev.take_cut() {
+            result = format!("{result}; {cut}");
+        }
         if world.dev.power_lost() {
             world.host.power_off();
             world.dev.restore_power();

@@ -105,8 +105,20 @@ pub(super) fn play(w: &mut World, step: &Step) -> Result<(String, String), RunEr
             ("boot".into(), text)
         }
         Step::Reboot(b) => {
-            let report = w.host.reboot(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
-            let text = hand_over_step(w, b, &report, boot_summary(&report));
+            let (report, shutdown) =
+                w.host.reboot_keeping_error(&mut w.dev, &boot_options(b, &w.spec), Some(&mut w.cache));
+            // The shutdown backup's failure is the step's error (what
+            // `error_contains`, `error_kind` and `step_ok` see next); a host
+            // that was off had no shutdown, and the reboot is a boot.
+            let mut text = boot_summary(&report);
+            match shutdown {
+                Err(e) if e.kind() != HostErrorKind::NotRunning => {
+                    text = format!("shutdown failed: {e}; {text}");
+                    w.last_error = Some(StepFailure { kind: step_error_kind(&e), message: e.to_string() });
+                }
+                _ => {}
+            }
+            let text = hand_over_step(w, b, &report, text);
             w.last_boot = Some(report);
             ("reboot".into(), text)
         }
