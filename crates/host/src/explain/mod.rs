@@ -107,6 +107,10 @@ pub struct BankStory {
     /// The bootstate byte the writer would patch, as on disk (`'1'`), or
     /// why there is none.
     pub bootstate_on_disk: Option<String>,
+    /// That byte itself (the digit the writer patches, or the non-digit
+    /// that stops it), when boot.cfg has a bootstate line in its first 512
+    /// bytes: what a scenario's `bootstate_chars` compares.
+    pub bootstate_byte: Option<char>,
     /// bootstate as safeboot parsed it.
     pub bootstate: Option<i32>,
     /// State after the next boot's scan.
@@ -132,6 +136,9 @@ pub struct BankStory {
 pub struct BootStory {
     /// "boots BANK6 (build ...)", "No hypervisor found", ...
     pub outcome: String,
+    /// The same, typed: the loader's [`Outcome`] (its `outcome` field
+    /// names it: `booted`, `load_failed`...).
+    pub ended: Outcome,
     /// The bank chainloaded.
     pub bank: Option<u32>,
     /// Its build.
@@ -325,6 +332,7 @@ fn bank_stories(dev: &mut MemDisk, report: &DiskReport, next: &BootReport, loade
             skipped: skipped.clone().or_else(|| (bank.is_none()).then(|| scan.result.clone())),
             uuid: bank.map(|b| b.uuid.to_hex()),
             bootstate_on_disk: None,
+            bootstate_byte: None,
             bootstate: bank.map(|b| b.state_before),
             state_after: bank.map(|b| b.state_after),
             updated: bank.map(|b| b.updated),
@@ -342,6 +350,11 @@ fn bank_stories(dev: &mut MemDisk, report: &DiskReport, next: &BootReport, loade
             }
             if let Some(text) = read_boot_cfg(dev, e.first_lba, sectors) {
                 story.ignored_lines = safeboot_line_notes(&text, loader.checks_partition_type());
+                story.bootstate_byte = match locate_bootstate(&text) {
+                    WriterSlot::At { digit, .. } => Some(char::from(digit)),
+                    WriterSlot::BadDigit { byte, .. } => Some(char::from(byte)),
+                    WriterSlot::NotFound => None,
+                };
                 story.bootstate_on_disk = Some(match locate_bootstate(&text) {
                     WriterSlot::At { offset, .. } => format!("'{}' at byte {offset}", char::from(text[offset])),
                     WriterSlot::NotFound => "no bootstate line in the first 512 bytes".into(),
@@ -562,6 +575,7 @@ fn boot_story(report: &BootReport, previous: Option<&BootReport>) -> BootStory {
     }
     BootStory {
         outcome,
+        ended: report.outcome.clone(),
         bank: report.selected,
         build: report.build.clone(),
         booted: report.outcome == Outcome::Booted,
