@@ -62,7 +62,7 @@ impl BootCfg {
         }
     }
 
-    /// Both, as a mismatch shows them: `dirty, bootstate byte '2' on disk`.
+    /// Both, as a mismatch shows them: `dirty (bootstate byte '2' on disk)`.
     fn shown(&self) -> String {
         let byte = match (self, self.char()) {
             (BootCfg::NoPartition, _) => "no such partition".to_owned(),
@@ -70,7 +70,7 @@ impl BootCfg {
             (_, Some(c)) => format!("bootstate byte {c:?} on disk"),
             (_, None) => "no bootstate line in boot.cfg's first 512 bytes".to_owned(),
         };
-        format!("{}, {byte}", self.state().name())
+        format!("{} ({byte})", self.state().name())
     }
 }
 
