@@ -143,7 +143,12 @@ fn ten_thousand_members_stop_at_the_limit_in_bounded_memory() {
 
 #[test]
 fn total_limit_bounds_what_is_kept() {
-    let limits = ArchiveLimits { max_members: 100, max_member_bytes: MIB as u64, max_total_bytes: 4 * MIB as u64 };
+    let limits = ArchiveLimits {
+        max_members: 100,
+        max_member_bytes: MIB as u64,
+        max_total_bytes: 4 * MIB as u64,
+        max_ratio: u64::MAX,
+    };
     let mut tar = Vec::new();
     for i in 0..10 {
         tar.extend(header(&format!("etc/big{i}"), b'0', MIB as u64));

@@ -56,6 +56,9 @@ pub enum ArchiveErrorKind {
     MemberTooLarge,
     /// More data than [`ArchiveLimits::max_total_bytes`](super::ArchiveLimits::max_total_bytes).
     TotalTooLarge,
+    /// The stream inflates more than [`ArchiveLimits::max_ratio`](super::ArchiveLimits::max_ratio)
+    /// times its compressed bytes (a zip bomb).
+    RatioTooHigh,
     /// state.tgz has no `local.tgz`.
     MissingLocalTgz,
 }
@@ -161,6 +164,23 @@ pub enum ArchiveError {
         /// The limit.
         limit: u64,
     },
+    /// See [`ArchiveErrorKind::RatioTooHigh`].
+    #[error(
+        "{archive} inflates {inflated} bytes from {compressed} compressed bytes by member '{member}', over the \
+         ratio limit of {limit}:1 (a zip bomb)"
+    )]
+    RatioTooHigh {
+        /// `state.tgz` or `local.tgz`.
+        archive: &'static str,
+        /// The member being read when the ratio was crossed.
+        member: String,
+        /// Bytes inflated so far.
+        inflated: u64,
+        /// Compressed bytes consumed so far.
+        compressed: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// See [`ArchiveErrorKind::MissingLocalTgz`].
     #[error("state.tgz has no member local.tgz")]
     MissingLocalTgz,
@@ -180,6 +200,7 @@ impl ArchiveError {
             ArchiveError::TooManyMembers { .. } => ArchiveErrorKind::TooManyMembers,
             ArchiveError::MemberTooLarge { .. } => ArchiveErrorKind::MemberTooLarge,
             ArchiveError::TotalTooLarge { .. } => ArchiveErrorKind::TotalTooLarge,
+            ArchiveError::RatioTooHigh { .. } => ArchiveErrorKind::RatioTooHigh,
             ArchiveError::MissingLocalTgz => ArchiveErrorKind::MissingLocalTgz,
         }
     }
@@ -196,7 +217,8 @@ impl ArchiveError {
             | ArchiveError::Unsupported { archive, .. }
             | ArchiveError::TooManyMembers { archive, .. }
             | ArchiveError::MemberTooLarge { archive, .. }
-            | ArchiveError::TotalTooLarge { archive, .. } => archive,
+            | ArchiveError::TotalTooLarge { archive, .. }
+            | ArchiveError::RatioTooHigh { archive, .. } => archive,
             ArchiveError::MissingLocalTgz => "state.tgz",
         }
     }
@@ -211,7 +233,8 @@ impl ArchiveError {
             | ArchiveError::Unsupported { member, .. }
             | ArchiveError::TooManyMembers { member, .. }
             | ArchiveError::MemberTooLarge { member, .. }
-            | ArchiveError::TotalTooLarge { member, .. } => Some(member),
+            | ArchiveError::TotalTooLarge { member, .. }
+            | ArchiveError::RatioTooHigh { member, .. } => Some(member),
             ArchiveError::Gzip { .. } | ArchiveError::Corrupt { .. } | ArchiveError::MissingLocalTgz => None,
         }
     }

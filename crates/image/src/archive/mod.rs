@@ -50,6 +50,7 @@ mod tests;
 pub use error::{ArchiveError, ArchiveErrorKind, SpecialMember};
 pub use etc_defaults::fresh_etc;
 pub use imgdb::imgdb_tgz;
+pub use tar_read::RATIO_GRACE_BYTES;
 
 use crate::payload::gzip_bytes;
 
@@ -106,12 +107,28 @@ pub struct ArchiveLimits {
     /// Most bytes of member data (including extended headers) in one
     /// archive.
     pub max_total_bytes: u64,
+    /// Most inflated bytes per gzip'd byte consumed, checked as the stream
+    /// inflates once past [`RATIO_GRACE_BYTES`] (a zip-bomb guard).
+    pub max_ratio: u64,
 }
 
+/// The default [`ArchiveLimits::max_ratio`]: 100:1, the ratio Apache POI's
+/// zip-bomb guard refuses by default (`ZipSecureFile`'s minimum inflate
+/// ratio of 0.01, <https://poi.apache.org/apidocs/org/apache/poi/openxml4j/util/ZipSecureFile.html>).
+/// Deflate itself reaches about 1030:1 on zeros; a real `/etc` archive
+/// inflates about 5–20:1 (text and tar header blocks), and `local.tgz`
+/// inside `state.tgz` barely at all (it is gzip'd already).
+pub const DEFAULT_MAX_RATIO: u64 = 100;
+
 impl Default for ArchiveLimits {
-    /// 4096 members, 64 MiB per member, 128 MiB in all.
+    /// 4096 members, 64 MiB per member, 128 MiB in all, 100:1.
     fn default() -> ArchiveLimits {
-        ArchiveLimits { max_members: 4096, max_member_bytes: 64 << 20, max_total_bytes: 128 << 20 }
+        ArchiveLimits {
+            max_members: 4096,
+            max_member_bytes: 64 << 20,
+            max_total_bytes: 128 << 20,
+            max_ratio: DEFAULT_MAX_RATIO,
+        }
     }
 }
 

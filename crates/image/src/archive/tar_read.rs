@@ -19,11 +19,17 @@
 //! Names are `prefix/name` for POSIX ustar headers (GNU headers have no
 //! prefix). Absolute names and `..` components are rejected before any
 //! data is read.
+//!
+//! Besides the byte limits, the stream may not inflate more than
+//! [`ArchiveLimits::max_ratio`] times the compressed bytes consumed so far,
+//! once past [`RATIO_GRACE_BYTES`]: a zip-bomb guard checked as the data
+//! streams, so an archive of zeros is refused after a few hundred KiB of
+//! inflation instead of after the byte limit.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::MultiGzDecoder;
 
 use super::{normalize, ArchiveError, ArchiveLimits, EtcFile, SpecialMember, BLOCK};
 
@@ -63,19 +69,55 @@ pub(super) fn parse_numeric(field: &[u8]) -> Option<u64> {
     })
 }
 
-/// Sequential reader of one tar stream with limits.
-struct TarReader<R> {
-    r: R,
+/// Inflated bytes the ratio limit lets through whatever the ratio: Apache
+/// POI's zip-bomb guard (`ZipSecureFile`) starts checking its 100:1 ratio
+/// past the same 100 KiB, so that small, very regular members (a tar
+/// header block of zeros, a short text file) never trip it.
+pub const RATIO_GRACE_BYTES: u64 = 100 * 1024;
+
+/// Sequential reader of one gzip'd tar stream held in memory, with limits.
+struct TarReader<'a> {
+    r: MultiGzDecoder<&'a [u8]>,
+    /// Length of the gzip'd bytes: what is left of them tells how much the
+    /// decoder has consumed.
+    compressed_len: u64,
     archive: &'static str,
     limits: ArchiveLimits,
     offset: u64,
     members: usize,
     total: u64,
+    /// The member being read (for the ratio error), or what was read last.
+    current: String,
 }
 
-impl<R: Read> TarReader<R> {
-    fn new(r: R, archive: &'static str, limits: ArchiveLimits) -> TarReader<R> {
-        TarReader { r, archive, limits, offset: 0, members: 0, total: 0 }
+impl<'a> TarReader<'a> {
+    fn new(bytes: &'a [u8], archive: &'static str, limits: ArchiveLimits) -> TarReader<'a> {
+        TarReader {
+            r: MultiGzDecoder::new(bytes),
+            compressed_len: bytes.len() as u64,
+            archive,
+            limits,
+            offset: 0,
+            members: 0,
+            total: 0,
+            current: "the first header".to_owned(),
+        }
+    }
+
+    /// The zip-bomb guard: past [`RATIO_GRACE_BYTES`], the inflated bytes
+    /// may not exceed `max_ratio` times the gzip'd bytes consumed.
+    fn check_ratio(&self) -> Result<(), ArchiveError> {
+        let consumed = self.compressed_len - self.r.get_ref().len() as u64;
+        if self.offset > RATIO_GRACE_BYTES && self.offset / consumed.max(1) > self.limits.max_ratio {
+            return Err(ArchiveError::RatioTooHigh {
+                archive: self.archive,
+                member: self.current.clone(),
+                inflated: self.offset,
+                compressed: consumed,
+                limit: self.limits.max_ratio,
+            });
+        }
+        Ok(())
     }
 
     fn corrupt(&self, detail: impl Into<String>) -> ArchiveError {
@@ -88,12 +130,15 @@ impl<R: Read> TarReader<R> {
         while n < buf.len() {
             match self.r.read(&mut buf[n..]) {
                 Ok(0) => break,
-                Ok(k) => n += k,
+                Ok(k) => {
+                    n += k;
+                    self.offset += k as u64;
+                    self.check_ratio()?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => return Err(ArchiveError::Gzip { archive: self.archive, source }),
             }
         }
-        self.offset += n as u64;
         Ok(n)
     }
 
@@ -115,6 +160,7 @@ impl<R: Read> TarReader<R> {
     /// Reads a member's `size` bytes of data and its padding. The caller
     /// has checked `size` against the limits.
     fn read_data(&mut self, member: &str, size: u64) -> Result<Vec<u8>, ArchiveError> {
+        member.clone_into(&mut self.current);
         let mut data = Vec::with_capacity(usize::try_from(size.min(1 << 20)).unwrap_or(0));
         let mut left = size;
         let mut buf = [0u8; 8192];
@@ -133,6 +179,7 @@ impl<R: Read> TarReader<R> {
 
     /// Skips a member's `size` bytes of data and its padding.
     fn skip_data(&mut self, member: &str, size: u64) -> Result<(), ArchiveError> {
+        member.clone_into(&mut self.current);
         let mut left = size;
         let mut buf = [0u8; 8192];
         while left > 0 {
@@ -390,7 +437,7 @@ pub(super) fn read_tgz(
             source: io::Error::new(io::ErrorKind::InvalidData, "not a gzip file"),
         });
     }
-    let mut reader = TarReader::new(MultiGzDecoder::new(bytes), archive, *limits);
+    let mut reader = TarReader::new(bytes, archive, *limits);
     let mut files: Vec<EtcFile> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     while let Some(member) = reader.next(want)? {

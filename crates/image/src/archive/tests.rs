@@ -11,7 +11,7 @@ use crate::payload::gzip_bytes;
 use crate::test_tools::run;
 
 const LIMITS: ArchiveLimits =
-    ArchiveLimits { max_members: 4096, max_member_bytes: 64 << 20, max_total_bytes: 128 << 20 };
+    ArchiveLimits { max_members: 4096, max_member_bytes: 64 << 20, max_total_bytes: 128 << 20, max_ratio: 100 };
 
 fn etc() -> Vec<EtcFile> {
     fresh_etc("esx01.example.com", 7, "Thu Jan  1 00:00:00 UTC 2026", 3)
@@ -270,8 +270,11 @@ fn rejects_links_and_devices_without_following_them() {
 fn rejects_too_many_members() {
     let header = raw_header("etc/f", b'0', 0, "");
     let blocks: Vec<&[u8]> = vec![&header; 10_000];
-    let e = err(&state_of(&blocks), &LIMITS);
+    // 10,000 identical headers inflate about 300:1: without the ratio
+    // guard, the member count stops them.
+    let e = err(&state_of(&blocks), &ArchiveLimits { max_ratio: u64::MAX, ..LIMITS });
     assert_eq!(e.kind(), ArchiveErrorKind::TooManyMembers);
+    assert_eq!(err(&state_of(&blocks), &LIMITS).kind(), ArchiveErrorKind::RatioTooHigh);
     let small = ArchiveLimits { max_members: 3, ..LIMITS };
     let e = err(&state_of(&blocks[..4]), &small);
     assert_eq!(e.kind(), ArchiveErrorKind::TooManyMembers);
@@ -405,4 +408,23 @@ fn pax_path_ends_at_a_nul_like_busybox_tar() {
     let files = read_state_tgz(&state_of(&[&pax, &file]), &ArchiveLimits::default()).unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!((files[0].path.as_str(), &files[0].data[..]), ("etc/a", &b"hi"[..]));
+}
+
+#[test]
+fn rejects_an_archive_that_inflates_past_the_ratio_naming_the_level_and_member() {
+    let zeros = |name: &str| EtcFile { path: name.to_owned(), mode: 0o644, data: vec![0; 8 << 20] };
+    // local.tgz of zeros: refused at local.tgz, while reading etc/a.
+    let state = state_tgz(&local_tgz(&[zeros("etc/a"), zeros("etc/b")], 0), 0);
+    let e = err(&state, &LIMITS);
+    assert_eq!((e.kind(), e.archive(), e.member()), (ArchiveErrorKind::RatioTooHigh, "local.tgz", Some("etc/a")));
+    assert!(e.to_string().contains("over the ratio limit of 100:1"), "{e}");
+    // Zeros in state.tgz itself, beside local.tgz: refused at state.tgz.
+    let mut w = TarWriter::new(0);
+    w.entry("local.tgz", TYPE_FILE, 0o644, &local_tgz(&etc(), 0));
+    w.entry("etc/zeros", TYPE_FILE, 0o644, &vec![0; 8 << 20]);
+    let outer = gzip_bytes(None, &w.finish(), 0);
+    let e = err(&outer, &LIMITS);
+    assert_eq!((e.kind(), e.archive(), e.member()), (ArchiveErrorKind::RatioTooHigh, "state.tgz", Some("etc/zeros")));
+    // A fresh install's archive is far below the ratio.
+    assert!(read_state_tgz(&state_tgz(&local_tgz(&etc(), 0), 0), &LIMITS).is_ok());
 }
