@@ -25,13 +25,22 @@
 //!   still running at the limit is killed, and the call returns
 //!   [`ToolError::TimedOut`] (or [`QemuError::TimedOut`]) naming the
 //!   command, instead of hanging the test or the CLI.
+//! - **Contained.** Each program runs in a process group of its own, which
+//!   is killed whole at the limit (a shell script's children too), and
+//!   with `PR_SET_PDEATHSIG` it dies with visorsim, so no orphan keeps
+//!   writing; on SIGINT or SIGTERM the CLI's handler ([`cleanup`]) kills
+//!   the running groups and removes the registered temporaries.
 //! - **Errors say what to do**: the command line (shell-quoted, so it can be
 //!   rerun by hand) and the program's stderr.
 
+pub mod cleanup;
 pub mod fsck_fat;
 pub mod qemu_img;
 pub mod qemu_system;
 pub mod sgdisk;
+// The crate denies unsafe code; this module (pre-exec and kill) is the one exception.
+#[allow(unsafe_code)]
+mod sys;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
@@ -43,7 +52,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use fsck_fat::{finding_class, FsckFat, FsckOutput, FsckReport};
-pub use qemu_img::{CheckReport, ImageFormat, ImageInfo, QemuError, QemuImg, PACKAGE, PROGRAM_ENV};
+pub use qemu_img::{CheckReport, ImageFormat, ImageInfo, QemuError, QemuImg, PACKAGE, PROGRAM_ENV, TIMEOUT_ENV};
 pub use sgdisk::{Sgdisk, SgdiskReport};
 
 /// Most of a program's stderr kept in an error message.
@@ -138,7 +147,9 @@ impl Run<'_> {
         let missing =
             || ToolError::Missing { program: self.program.display().to_string(), package: self.package.to_owned() };
         let resolved = resolve(self.program).ok_or_else(missing)?;
-        let child = Command::new(&resolved)
+        let mut command = Command::new(&resolved);
+        sys::contain(&mut command);
+        let child = command
             .args(self.args)
             .env("LC_ALL", self.locale)
             .stdin(Stdio::null())
@@ -149,6 +160,7 @@ impl Run<'_> {
                 io::ErrorKind::NotFound => missing(),
                 _ => ToolError::io(self.program, e),
             })?;
+        let _group = cleanup::kill_on_signal(child.id());
         wait_with_limit(child, self.limit)
             .map_err(|e| ToolError::io(self.program, e))?
             .ok_or_else(|| ToolError::TimedOut { command: self.command_line(), limit: self.limit })
@@ -180,8 +192,9 @@ fn is_executable(path: &Path) -> bool {
 
 /// Waits for `child` at most `limit`, collecting stdout and stderr on
 /// threads (so a chatty child never blocks on a full pipe). `None` when the
-/// limit passed: the child has then been killed and reaped. A grandchild
-/// that keeps the pipes open cannot stretch the wait past the limit either.
+/// limit passed: the child's process group (it leads one: [`sys::contain`])
+/// has then been killed and the child reaped. A grandchild that keeps the
+/// pipes open cannot stretch the wait past the limit either.
 fn wait_with_limit(mut child: Child, limit: Duration) -> io::Result<Option<Output>> {
     let deadline = Instant::now() + limit;
     let (tx, rx) = mpsc::channel();
@@ -197,6 +210,8 @@ fn wait_with_limit(mut child: Child, limit: Duration) -> io::Result<Option<Outpu
         let now = Instant::now();
         if now >= deadline {
             // It may have exited just now; kill fails then, wait reaps it.
+            // Its group goes too: a script's own children, forks of the tool.
+            sys::kill_group(child.id());
             let _ = child.kill();
             child.wait()?;
             return Ok(None);
@@ -313,6 +328,27 @@ mod tests {
         let err = run("sh", &["-c", "sleep 5 & echo started"], Duration::from_millis(300)).unwrap_err();
         assert!(matches!(err, ToolError::TimedOut { .. }), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn the_whole_process_group_is_killed_at_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let err = run("sh", &["-c", &script], Duration::from_millis(500)).unwrap_err();
+        assert!(matches!(err, ToolError::TimedOut { .. }), "{err:?}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let proc_dir = Path::new("/proc").join(pid.trim());
+        // The orphan is reaped by whoever adopts it; give that a moment.
+        let gone = (0..200).any(|_| {
+            let state = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            let dead = state.is_empty() || state.split_whitespace().nth(2) == Some("Z");
+            if !dead {
+                thread::sleep(Duration::from_millis(10));
+            }
+            dead
+        });
+        assert!(gone, "the script's sleep {} survived its group's kill", pid.trim());
     }
 
     #[test]

@@ -19,9 +19,18 @@
 //! - **File names are file names.** A relative path is passed as `./path`,
 //!   so qemu-img never takes `nbd:...` or `json:{...}` for a protocol, nor
 //!   `-x` for an option.
-//! - **Time-limited.** Every call is killed after [`QemuImg::timeout`]
-//!   ([`DEFAULT_TIMEOUT`] unless [`QemuImg::with_timeout`] says otherwise):
-//!   [`QemuError::TimedOut`].
+//! - **Time-limited.** Every call is killed (its whole process group)
+//!   after [`QemuImg::timeout`]: [`DEFAULT_TIMEOUT`], or the seconds in
+//!   `VISORSIM_QEMU_IMG_TIMEOUT` ([`TIMEOUT_ENV`]) for [`QemuImg::new`], or
+//!   [`QemuImg::with_timeout`] (the CLI's `--timeout`):
+//!   [`QemuError::TimedOut`], naming the command (so the file) and the
+//!   limit. A convert's temporary is then removed like on any failure, and
+//!   registered with [`crate::cleanup`] so a SIGINT or SIGTERM removes it
+//!   too.
+//! - **Damaged input is refused before it is read.** [`QemuImg::verify`]
+//!   runs `qemu-img check` first: a truncated qcow2 would otherwise convert
+//!   "successfully", its missing clusters read as zeros, and a backing
+//!   file that is the image itself would spin `convert` until its limit.
 //! - **Errors say what to do.** A missing program is
 //!   [`QemuError::ToolMissing`] naming the Debian package; a failed run is
 //!   [`QemuError::Failed`] with the command line (quoted so it can be rerun)
@@ -49,8 +58,26 @@ pub const PROGRAM_ENV: &str = "VISORSIM_QEMU_IMG";
 pub const PACKAGE: &str = "qemu-utils";
 
 /// How long one `qemu-img` call may run before it is killed: generous, as
-/// converting a large customer image takes a while.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// converting a customer's boot device takes a while (conversion time
+/// follows the data: an 8 GiB disk holding 150 MB takes about a second;
+/// 300 s covers tens of GB on a slow disk).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Environment variable with the time limit of one `qemu-img` call, in
+/// seconds (`2`, `0.5`), for [`QemuImg::new`]: every command that converts
+/// an image honours it; `import` and `export` also take `--timeout`.
+pub const TIMEOUT_ENV: &str = "VISORSIM_QEMU_IMG_TIMEOUT";
+
+/// Parses a time limit given in seconds: a positive number, decimals
+/// allowed (`300`, `2`, `0.5`), at most a day.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let seconds: f64 =
+        text.trim().parse().map_err(|_| format!("{text:?} is not a number of seconds (such as 300 or 0.5)"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{text:?}: the time limit must be more than 0 and at most 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
 
 /// An error of [`QemuImg`]: what went wrong running `qemu-img`, with the
 /// command, the path or the output that explains it.
@@ -82,7 +109,10 @@ pub enum QemuError {
     },
 
     /// The program ran past its time limit and was killed.
-    #[error("Command `{command}` timed out after {} and was killed", crate::seconds(*.limit))]
+    #[error(
+        "Command `{command}` timed out after {} and was killed (the limit: --timeout SECONDS or {TIMEOUT_ENV})",
+        crate::seconds(*.limit)
+    )]
     TimedOut {
         /// The command line, shell-quoted.
         command: String,
@@ -109,6 +139,29 @@ pub enum QemuError {
         detail: String,
     },
 
+    /// `qemu-img check` found the image's metadata damaged: reading it
+    /// would give another disk than the one it held.
+    #[error(
+        "{} is a damaged {format} image: qemu-img check found {corruptions} corruption(s) and {check_errors} \
+         check error(s) in its metadata{}; not reading it (a copy can be repaired with `qemu-img check -r all`)",
+        .path.display(),
+        truncation(*.file_size, *.image_end)
+    )]
+    Damaged {
+        /// The image.
+        path: PathBuf,
+        /// Its format.
+        format: ImageFormat,
+        /// Metadata errors that lose or corrupt data.
+        corruptions: u64,
+        /// Parts of the check that could not run.
+        check_errors: u64,
+        /// The file's size in bytes.
+        file_size: u64,
+        /// Where qemu-img says the image's data ends, when it says.
+        image_end: Option<u64>,
+    },
+
     /// The request was refused before running anything.
     #[error("Refusing to run qemu-img on {}: {reason}", .path.display())]
     Refused {
@@ -117,6 +170,17 @@ pub enum QemuError {
         /// Why (a raw image has nothing to check; the output is the input...).
         reason: String,
     },
+}
+
+/// The part of [`QemuError::Damaged`]'s message saying the file is cut
+/// short, when its data ends past its size.
+fn truncation(file_size: u64, image_end: Option<u64>) -> String {
+    match image_end {
+        Some(end) if end > file_size => {
+            format!(" (it is {file_size} bytes, but its data reaches byte {end}: the file is truncated)")
+        }
+        _ => String::new(),
+    }
 }
 
 impl QemuError {
@@ -279,6 +343,10 @@ pub struct CheckReport {
     pub leaks: u64,
     /// Errors that stopped parts of the check from running.
     pub check_errors: u64,
+    /// The offset where the image's data ends (`image-end-offset`), when
+    /// qemu-img reports it (qcow2): past the file's size, the file is
+    /// truncated.
+    pub image_end: Option<u64>,
 }
 
 impl CheckReport {
@@ -307,6 +375,7 @@ impl CheckReport {
             corruptions: count("corruptions")?,
             leaks: count("leaks")?,
             check_errors: count("check-errors")?,
+            image_end: value.get("image-end-offset").and_then(Value::as_u64),
         })
     }
 }
@@ -316,6 +385,8 @@ impl CheckReport {
 pub struct QemuImg {
     program: PathBuf,
     timeout: Duration,
+    /// Why [`TIMEOUT_ENV`] could not be used: every call fails with it.
+    setting_error: Option<String>,
 }
 
 impl Default for QemuImg {
@@ -326,25 +397,37 @@ impl Default for QemuImg {
 
 impl QemuImg {
     /// The program named by `VISORSIM_QEMU_IMG` if set, else `qemu-img`
-    /// found on `PATH`. Does not fail: if there is none, the first call
-    /// returns [`QemuError::ToolMissing`].
+    /// found on `PATH`, with the time limit in `VISORSIM_QEMU_IMG_TIMEOUT`
+    /// if set, else [`DEFAULT_TIMEOUT`]. Does not fail: if there is no
+    /// program, the first call returns [`QemuError::ToolMissing`]; if the
+    /// limit is not a number of seconds, every call returns
+    /// [`QemuError::Parse`] naming the variable.
     pub fn new() -> QemuImg {
-        match std::env::var_os(PROGRAM_ENV) {
+        let qemu = match std::env::var_os(PROGRAM_ENV) {
             Some(program) if !program.is_empty() => QemuImg::with_program(program),
             _ => QemuImg::with_program(
                 crate::resolve(Path::new("qemu-img")).unwrap_or_else(|| PathBuf::from("qemu-img")),
             ),
+        };
+        match std::env::var(TIMEOUT_ENV) {
+            Ok(text) if !text.trim().is_empty() => match parse_seconds(&text) {
+                Ok(limit) => qemu.with_timeout(limit),
+                Err(why) => QemuImg { setting_error: Some(why), ..qemu },
+            },
+            Ok(_) => qemu,
+            Err(std::env::VarError::NotPresent) => qemu,
+            Err(std::env::VarError::NotUnicode(_)) => QemuImg { setting_error: Some("not UTF-8".to_owned()), ..qemu },
         }
     }
 
     /// A specific program (a path, or a name looked up on `PATH` when run).
     pub fn with_program(program: impl Into<PathBuf>) -> QemuImg {
-        QemuImg { program: program.into(), timeout: DEFAULT_TIMEOUT }
+        QemuImg { program: program.into(), timeout: DEFAULT_TIMEOUT, setting_error: None }
     }
 
     /// The same program with another time limit per call.
     pub fn with_timeout(self, timeout: Duration) -> QemuImg {
-        QemuImg { timeout, ..self }
+        QemuImg { timeout, setting_error: None, ..self }
     }
 
     /// The program that will be run.
@@ -408,6 +491,8 @@ impl QemuImg {
             .permissions(Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .map_err(|e| QemuError::io(output, e))?;
+        // Removed by the CLI's signal handler too, while this lives.
+        let _on_signal = crate::cleanup::remove_on_signal(temp.path());
 
         let mut args: Vec<OsString> = vec!["convert".into(), "-q".into()];
         if let Some(format) = input_format {
@@ -433,6 +518,31 @@ impl QemuImg {
         let args = ["info".into(), "--output=json".into(), "-U".into(), file_arg(image)];
         let out = self.run_ok(&args)?;
         ImageInfo::from_json(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// Refuses an image whose metadata `qemu-img check` finds damaged
+    /// ([`QemuError::Damaged`]: corruptions or check errors; leaks, space
+    /// merely wasted, are fine) or that it cannot open (a missing extent
+    /// of a vmdk descriptor, a backing file that loops: [`QemuError::Failed`]
+    /// with qemu-img's words). Raw images have no metadata: `Ok` at once.
+    /// Run it before reading an image that came from outside.
+    pub fn verify(&self, image: &Path, format: ImageFormat) -> Result<(), QemuError> {
+        if !format.is_checkable() {
+            return Ok(());
+        }
+        let file_size = fs::metadata(image).map_err(|e| QemuError::io(image, e))?.len();
+        let report = self.check(image, format)?;
+        if report.corruptions == 0 && report.check_errors == 0 {
+            return Ok(());
+        }
+        Err(QemuError::Damaged {
+            path: image.to_owned(),
+            format,
+            corruptions: report.corruptions,
+            check_errors: report.check_errors,
+            file_size,
+            image_end: report.image_end,
+        })
     }
 
     /// `qemu-img check` of `image` as `format`, read-only and force-share.
@@ -465,6 +575,9 @@ impl QemuImg {
     /// Runs the program with `args` through the crate's runner, capturing
     /// its output.
     fn run(&self, args: &[OsString]) -> Result<Output, QemuError> {
+        if let Some(why) = &self.setting_error {
+            return Err(QemuError::parse(format!("{TIMEOUT_ENV} (the time limit of qemu-img)"), why.clone()));
+        }
         Run { program: &self.program, package: PACKAGE, args, locale: crate::LOCALE, limit: self.timeout }
             .output()
             .map_err(|e| match e {
@@ -566,6 +679,9 @@ mod tests {
         let report = CheckReport::from_json(bad).unwrap();
         assert_eq!((report.corruptions, report.leaks, report.check_errors), (2, 3, 0));
         assert!(!report.is_clean());
+        assert_eq!(report.image_end, None);
+        let truncated = r#"{"image-end-offset": 2031616, "corruptions": 102, "check-errors": 0, "format": "qcow2"}"#;
+        assert_eq!(CheckReport::from_json(truncated).unwrap().image_end, Some(2031616));
         assert!(CheckReport::from_json("").is_err());
         assert!(CheckReport::from_json(r#"{"leaks": "many"}"#).is_err());
     }
@@ -586,5 +702,57 @@ mod tests {
         );
         let path = QemuError::ToolMissing { tool: "/opt/qemu-img".into(), package: PACKAGE.into() };
         assert!(path.to_string().starts_with("/opt/qemu-img not found: install"), "{path}");
+    }
+
+    #[test]
+    fn time_limits_are_seconds() {
+        assert_eq!(parse_seconds("300"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_seconds(" 0.5 "), Ok(Duration::from_millis(500)));
+        for bad in ["", "0", "-1", "2s", "NaN", "inf", "86401"] {
+            let err = parse_seconds(bad).unwrap_err();
+            assert!(err.contains(&format!("{bad:?}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_time_limit_setting_fails_every_call_naming_the_variable() {
+        let qemu = QemuImg { setting_error: Some("\"soon\" is not a number".into()), ..QemuImg::with_program("true") };
+        let err = qemu.version().unwrap_err();
+        assert!(matches!(err, QemuError::Parse { .. }), "{err:?}");
+        assert!(err.to_string().contains(TIMEOUT_ENV) && err.to_string().contains("soon"), "{err}");
+        // An explicit limit replaces the setting.
+        let qemu = qemu.with_timeout(Duration::from_secs(5));
+        assert_eq!((qemu.timeout(), qemu.setting_error.as_deref()), (Duration::from_secs(5), None));
+    }
+
+    #[test]
+    fn a_timeout_names_the_command_the_limit_and_how_to_change_it() {
+        let err = QemuError::TimedOut {
+            command: "qemu-img convert -q -O raw ./self.qcow2 ./.disk.img.x.visorsim.tmp".into(),
+            limit: Duration::from_secs(2),
+        };
+        let text = err.to_string();
+        assert!(text.contains("self.qcow2") && text.contains("after 2 s"), "{text}");
+        assert!(text.contains("--timeout") && text.contains(TIMEOUT_ENV), "{text}");
+    }
+
+    #[test]
+    fn a_damaged_image_says_whether_it_is_truncated() {
+        let damaged = |image_end| QemuError::Damaged {
+            path: "cust.qcow2".into(),
+            format: ImageFormat::Qcow2,
+            corruptions: 102,
+            check_errors: 0,
+            file_size: 2_000_000,
+            image_end,
+        };
+        let text = damaged(Some(2_031_616)).to_string();
+        assert!(text.starts_with("cust.qcow2 is a damaged qcow2 image: qemu-img check found 102 corruption"), "{text}");
+        assert!(
+            text.contains("it is 2000000 bytes, but its data reaches byte 2031616: the file is truncated"),
+            "{text}"
+        );
+        assert!(!damaged(Some(1_000)).to_string().contains("truncated"));
+        assert!(!damaged(None).to_string().contains("truncated"));
     }
 }

@@ -429,6 +429,7 @@ impl QemuSystem {
             .prefix("visorsim-qemu.")
             .tempdir()
             .map_err(|e| QemuSystemError::Io { path: std::env::temp_dir(), source: e })?;
+        let _on_signal = crate::cleanup::remove_on_signal(dir.path());
         let write = |path: &Path, data: &[u8]| {
             fs::write(path, data).map_err(|e| QemuSystemError::Io { path: path.to_owned(), source: e })
         };
