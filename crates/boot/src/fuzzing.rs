@@ -159,7 +159,7 @@ pub fn gzip(data: &[u8]) {
         check.isize.is_some_and(|isize| u64::from(isize) > GZIP_LOADER_BUDGET.saturating_sub(data.len() as u64));
 
     for backend in Backend::ALL {
-        let opts = LoadOptions { backend, memory_budget: GZIP_LOADER_BUDGET, md5: true };
+        let opts = LoadOptions { backend, memory_budget: GZIP_LOADER_BUDGET, md5: true, ..LoadOptions::default() };
         let loaded = load_module("fuzz.gz", data, &opts);
         let runs_out = beyond_memory && matches!(expected, Ok((ModuleForm::Gzip, _)) | Err(_));
         match (&loaded, &expected) {

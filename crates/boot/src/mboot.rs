@@ -106,6 +106,9 @@ pub fn kernel_cmdline(kernelopt: &str, boot_uuid_hex: &str, rollback: bool) -> S
 pub const MULTIBOOT_MAGIC: u32 = 0x1BAD_B002;
 /// The Multiboot header must lie 4-byte aligned within the first 8 KiB.
 const MULTIBOOT_SEARCH: usize = 8192;
+/// [`check_kernel`] reads no byte past these: it decides the same on a
+/// module's first `KERNEL_CHECK_BYTES` bytes as on all of it.
+pub const KERNEL_CHECK_BYTES: usize = MULTIBOOT_SEARCH;
 
 /// `check_multiboot_kernel`: module 0 must be an ELF image carrying a
 /// Multiboot header (magic, flags, checksum summing to 0) 4-byte aligned in

@@ -5,8 +5,16 @@
 //! [`PREFAULT_SLACK`]), so a small file claiming 4 GiB commits little. Once
 //! inflated, the buffer is cut to the bytes produced and handed out as a
 //! [`ModuleBuffer`].
+//!
+//! When the output is not kept ([`super::LoadOptions::keep`]), it streams
+//! through a [`Pool`] instead: a few [`PIECE`]-byte transparent-huge-page
+//! buffers, each filled by the inflater, hashed, and given back for the
+//! next piece. The memory touched is then a few pieces whatever the
+//! module's size, and it is touched once (fresh pages cost a fault each,
+//! and on a virtual machine whose host reclaims freed memory, far more).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::thread;
 
 use super::sys;
@@ -153,6 +161,71 @@ pub(super) fn prefault<'scope, 'env>(
         });
     } else {
         p.populate(0, bound);
+    }
+}
+
+/// Bytes of one [`Pool`] buffer.
+/// (visorsim's own modules are 4 MiB chunks between sync-flush points, one
+/// piece each; a larger segment grows its buffer).
+pub(super) const PIECE: usize = if cfg!(test) { 64 << 10 } else { 4 << 20 };
+/// Most [`PIECE`] buffers a [`Pool`] makes: how far the inflater may run
+/// ahead of the MD5 that consumes its output before it waits (and leaves
+/// its core to other work).
+const POOL_PIECES: usize = 4;
+
+/// Reused output buffers for a streamed inflate (see the module doc):
+/// [`Pool::take`] gives a free one, makes a new one while fewer than
+/// [`POOL_PIECES`] exist, else waits until one is given back.
+pub(super) struct Pool {
+    free: Mutex<(Vec<sys::Region>, usize)>,
+    given: Condvar,
+}
+
+impl Pool {
+    pub(super) fn new() -> Pool {
+        Pool { free: Mutex::new((Vec::new(), 0)), given: Condvar::new() }
+    }
+
+    /// A buffer of at least [`PIECE`] bytes (contents unspecified); `None`
+    /// if a new one cannot be mapped.
+    pub(super) fn take(&self) -> Option<sys::Region> {
+        let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if let Some(r) = free.0.pop() {
+                return Some(r);
+            }
+            if free.1 < POOL_PIECES {
+                free.1 += 1;
+                drop(free);
+                let made = sys::Region::reserve(PIECE);
+                if made.is_none() {
+                    self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 -= 1;
+                }
+                return made;
+            }
+            free = self.given.wait(free).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+
+    /// Replaces `small`, too small for a piece, by a buffer of `len` bytes
+    /// (mapped lazily: only what is written is committed); `None` if it
+    /// cannot be mapped.
+    pub(super) fn grow(&self, small: sys::Region, len: usize) -> Option<sys::Region> {
+        drop(small);
+        let made = sys::Region::reserve(len);
+        if made.is_none() {
+            self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 -= 1;
+            self.given.notify_one();
+        }
+        made
+    }
+
+    /// Gives a buffer back.
+    pub(super) fn give(&self, r: sys::Region) {
+        let mut free = self.free.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        free.0.push(r);
+        drop(free);
+        self.given.notify_one();
     }
 }
 

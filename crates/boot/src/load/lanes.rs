@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use super::backend::{inflate_zlib, Sink};
+use super::backend::{inflate_zlib, Out, Short, Sink};
+use super::buffer::Pool;
 use super::{note, sys, LoadError};
 
 /// A byte-aligned sync-flush point ends with an empty stored block's LEN/NLEN.
@@ -45,9 +46,9 @@ pub(super) fn sync_points(input: &[u8]) -> Vec<usize> {
     points
 }
 
-/// A helper's inflate of one segment into its own buffer: the buffer and
+/// A helper's inflate of one segment into a pool buffer: the buffer and
 /// the bytes written, or `None` if libdeflate could not do it alone.
-type Lane = (usize, Option<(Vec<u8>, usize)>);
+type Lane = (usize, Option<(sys::Region, usize)>);
 
 /// A stream with byte-aligned sync-flush points (`00 00 FF FF`, at
 /// `points`) inflated segment by segment: each segment, with an empty final block
@@ -56,16 +57,17 @@ type Lane = (usize, Option<(Vec<u8>, usize)>);
 /// earlier segment, so its output is what zlib makes of those bytes (unless
 /// a false `00 00 FF FF` inside compressed data also ends cleanly with the
 /// appended block; the caller's CRC32 check stands behind that). Output
-/// then streams to the sink. With `parallel`, a helper inflates every other
-/// segment into a buffer of its own while this thread inflates the others in
-/// place and copies the helper's in, in order (or inflates one itself if the
+/// then streams to the sink, written into the ISIZE buffer or into pool
+/// pieces ([`Out`]). With `parallel`, a helper inflates every other
+/// segment into pool buffers while this thread inflates the others and
+/// takes the helper's in, in order (or inflates one itself if the
 /// helper has not started it yet, so a starved helper costs little). A segment that fails alone is
 /// tried again ending at the next points (a false `00 00 FF FF` inside the
 /// data); if that fails too, zlib-rs takes over at this block boundary,
 /// primed with the last 32 KiB of output.
 pub(super) fn inflate_segments<'o>(
     input: &[u8],
-    out: &'o mut [u8],
+    mut out: Out<'o>,
     isize: u32,
     sink: &mut Sink<'o>,
     parallel: bool,
@@ -80,10 +82,10 @@ pub(super) fn inflate_segments<'o>(
 
     // Who inflates each of the helper's segments: the first to set its flag.
     let claimed: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(false)).collect();
+    let pool = sink.pool();
 
     thread::scope(|s| {
         let (lane_tx, lane_rx) = mpsc::sync_channel::<Lane>(1);
-        let (pool_tx, pool_rx) = mpsc::channel::<Vec<u8>>();
         if parallel && n >= 2 {
             let starts = &starts;
             let claimed = &claimed;
@@ -95,22 +97,18 @@ pub(super) fn inflate_segments<'o>(
                         // This thread got there first (the helper was late).
                         continue;
                     }
-                    let mut buf = pool_rx.try_recv().unwrap_or_else(|_| vec![0; LANE_BUFFER]);
                     let seg = segment_with_end(&mut scratch, &input[starts[k]..points[k]]);
-                    let result = match raw.inflate(seg, &mut buf) {
-                        Some((used, wrote)) if used == seg.len() => Some((buf, wrote)),
-                        _ => None,
-                    };
-                    if lane_tx.send((k, result)).is_err() {
+                    let result = lane_inflate(&mut raw, pool, seg, isize as usize);
+                    if let Err(mpsc::SendError((_, Some((r, _))))) = lane_tx.send((k, result)) {
+                        pool.give(r);
                         return;
                     }
                 }
             });
         } else {
-            drop((lane_tx, pool_rx));
+            drop(lane_tx);
         }
 
-        let mut rest = out;
         let mut scratch = Vec::new();
         let mut k = 0;
         while k < n {
@@ -124,18 +122,13 @@ pub(super) fn inflate_segments<'o>(
                         mine = r;
                         break;
                     }
-                    if let Some((buf, _)) = r {
-                        let _ = pool_tx.send(buf);
+                    if let Some((r, _)) = r {
+                        pool.give(r);
                     }
                 }
-                if let Some((buf, wrote)) = mine {
-                    if wrote <= rest.len() {
-                        let (done, tail) = std::mem::take(&mut rest).split_at_mut(wrote);
-                        done.copy_from_slice(&buf[..wrote]);
-                        rest = tail;
-                        sink.emit(done);
+                if let Some((r, wrote)) = mine {
+                    if out.put(sink, r, wrote) {
                         note("lane segment");
-                        let _ = pool_tx.send(buf);
                         k += 1;
                         continue;
                     }
@@ -145,15 +138,15 @@ pub(super) fn inflate_segments<'o>(
             let mut next = None;
             for j in k..n.min(k + SEGMENT_TRIES) {
                 let seg = segment_with_end(&mut scratch, &input[at..points[j]]);
-                if let Some((used, wrote)) = raw.inflate(seg, rest) {
-                    if used == seg.len() {
-                        let (done, tail) = std::mem::take(&mut rest).split_at_mut(wrote);
-                        rest = tail;
-                        sink.emit(done);
-                        note("segment");
-                        next = Some(j + 1);
-                        break;
-                    }
+                let filled = out.fill(sink, usize::MAX, |buf| match raw.inflate(seg, buf) {
+                    Ok((used, wrote)) if used == seg.len() => Ok(wrote),
+                    Ok(_) | Err(false) => Err(Short::Failed),
+                    Err(true) => Err(Short::Space),
+                });
+                if filled.is_ok() {
+                    note("segment");
+                    next = Some(j + 1);
+                    break;
                 }
             }
             match next {
@@ -161,26 +154,44 @@ pub(super) fn inflate_segments<'o>(
                 None => {
                     // Stop the helper: its next send fails.
                     drop(lane_rx);
-                    return zlib_takeover(&input[at..], rest, isize, sink);
+                    return zlib_takeover(&input[at..], out, isize, sink);
                 }
             }
         }
+        drop(lane_rx);
         // The tail ends the stream; it may reach back into the segment before.
         let at = starts[n];
-        match raw.inflate(&input[at..], rest) {
-            Some((_, wrote)) => {
-                let (done, _) = rest.split_at_mut(wrote);
-                sink.emit(done);
+        let filled = out.fill(sink, usize::MAX, |buf| match raw.inflate(&input[at..], buf) {
+            Ok((_, wrote)) => Ok(wrote),
+            Err(false) => Err(Short::Failed),
+            Err(true) => Err(Short::Space),
+        });
+        match filled {
+            Ok(_) => {
                 note("tail");
                 Ok(())
             }
-            None => zlib_takeover(&input[at..], rest, isize, sink),
+            Err(_) => zlib_takeover(&input[at..], out, isize, sink),
         }
     })
 }
 
-/// Bytes of a helper's segment buffer (touched only as far as written).
-const LANE_BUFFER: usize = if cfg!(test) { 4 << 20 } else { 32 << 20 };
+/// The helper lane's inflate of `seg` into a pool buffer, grown while
+/// libdeflate runs out of space (up to `isize`, which no module exceeds).
+fn lane_inflate(raw: &mut sys::RawInflater, pool: &Pool, seg: &[u8], isize: usize) -> Option<(sys::Region, usize)> {
+    let mut r = pool.take()?;
+    loop {
+        let n = r.as_slice().len().min(isize);
+        match raw.inflate(seg, &mut r.as_mut_slice()[..n]) {
+            Ok((used, wrote)) if used == seg.len() => return Some((r, wrote)),
+            Err(true) if n < isize => r = pool.grow(r, n.saturating_mul(2).min(isize))?,
+            _ => {
+                pool.give(r);
+                return None;
+            }
+        }
+    }
+}
 
 /// `segment` followed by [`FINAL_EMPTY_BLOCK`], in `scratch`.
 fn segment_with_end<'s>(scratch: &'s mut Vec<u8>, segment: &[u8]) -> &'s [u8] {
@@ -192,7 +203,7 @@ fn segment_with_end<'s>(scratch: &'s mut Vec<u8>, segment: &[u8]) -> &'s [u8] {
 
 /// zlib-rs inflates the rest of the stream from a block boundary, primed
 /// with the output so far (its last 32 KiB).
-fn zlib_takeover<'o>(input: &[u8], out: &'o mut [u8], isize: u32, sink: &mut Sink<'o>) -> Result<(), LoadError> {
+fn zlib_takeover<'o>(input: &[u8], out: Out<'o>, isize: u32, sink: &mut Sink<'o>) -> Result<(), LoadError> {
     note("zlib takeover");
     let window = sink.window.take().unwrap_or_default();
     inflate_zlib(input, out, isize, &window, sink)
@@ -242,14 +253,26 @@ mod tests {
     }
 
     #[test]
-    fn segment_too_large_for_the_lane_is_inflated_in_place() {
+    fn segments_larger_than_a_piece_grow_their_buffer() {
+        // Segments of 4.5 MiB output, pieces of 64 KiB: streamed, each
+        // segment (in this thread or the helper's lane) grows its buffer.
         let data = content(14 << 20, 3);
         let f = gz_chunked(&data, 9 << 19);
-        paths();
-        let m = load_module("/s.v00", &f, &LoadOptions { md5: false, ..LoadOptions::default() }).unwrap();
-        let taken = paths();
-        assert_eq!(taken, ["segment", "segment", "segment", "tail"]);
-        assert_eq!(&*m.data, &data[..]);
+        let full = load_module("/s.v00", &f, &LoadOptions::default()).unwrap();
+        for md5 in [true, false] {
+            paths();
+            let o = LoadOptions { md5, keep: 100, ..LoadOptions::default() };
+            let m = load_module("/s.v00", &f, &o).unwrap();
+            let taken = paths();
+            assert!(taken.contains(&"streamed") && taken.contains(&"grown piece"), "{taken:?}");
+            assert!(!taken.contains(&"reference") && !taken.contains(&"zlib takeover"), "{taken:?}");
+            assert_eq!(taken.iter().filter(|p| p.ends_with("segment")).count(), 3, "{taken:?}");
+            assert_eq!(&*m.data, &data[..100]);
+            assert_eq!((m.size, m.crc32), (full.size, full.crc32));
+            if md5 {
+                assert_eq!((m.md5, m.md5_compressed), (full.md5, full.md5_compressed));
+            }
+        }
     }
 
     #[test]

@@ -140,11 +140,20 @@ pub struct LoadOptions {
     /// Compute both MD5s, as mboot always does. When false they are left zero
     /// (except for an uncompressed module, whose warning names its MD5).
     pub md5: bool,
+    /// Bytes of each module's output kept in [`LoadedModule::data`]: its
+    /// first `keep` bytes (all of them by default, `usize::MAX`). The
+    /// outcome, size, CRC32 and MD5s are the same whatever is kept; output
+    /// beyond `keep` is checked and hashed as it streams through a few
+    /// reused buffers and never held (a boot keeps only what the kernel
+    /// check reads). The budget is charged for the whole ISIZE either way,
+    /// as mboot allocates it.
+    #[serde(skip)]
+    pub keep: usize,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { backend: Backend::default(), memory_budget: DEFAULT_MEMORY_BUDGET, md5: true }
+        LoadOptions { backend: Backend::default(), memory_budget: DEFAULT_MEMORY_BUDGET, md5: true, keep: usize::MAX }
     }
 }
 
@@ -156,11 +165,12 @@ pub struct LoadedModule {
     /// How it loaded.
     pub form: ModuleForm,
     /// The uncompressed bytes: exactly what inflate produced (the file itself
-    /// when uncompressed, nothing when empty).
+    /// when uncompressed, nothing when empty), or its first
+    /// [`LoadOptions::keep`] bytes.
     pub data: ModuleBuffer,
     /// File size.
     pub compressed_size: u64,
-    /// Module size (`data.len()`).
+    /// Module size (`data.len()` when all of it is kept).
     pub size: u64,
     /// The CRC32 checked against the trailer (gzip modules only).
     pub crc32: Option<u32>,
@@ -192,7 +202,7 @@ pub fn md5_hex(md5: &[u8; 16]) -> String {
 /// # Errors
 /// mboot's fatal errors; see [`LoadError`].
 pub fn load_module(path: &str, file: &[u8], opts: &LoadOptions) -> Result<LoadedModule, LoadError> {
-    schedule::load_within(path, file, opts, opts.memory_budget)
+    schedule::load_within(path, file, opts, opts.memory_budget, &buffer::Pool::new(), false)
 }
 
 /// Loads several modules in parallel (at most `available_parallelism`

@@ -6,12 +6,25 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
-use super::backend::inflate_checked;
-use super::buffer::{ModuleBuffer, Repr};
-use super::{md5_hex, md5_of, LoadError, LoadOptions, LoadedModule, THREAD_MIN};
+use super::backend::{inflate_checked, Checked};
+use super::buffer::{ModuleBuffer, Pool, Repr};
+use super::{md5_hex, md5_of, sys, LoadError, LoadOptions, LoadedModule, THREAD_MIN};
 use crate::gzip::{self, ModuleForm, Payload, Trailer};
 
 /// [`super::load_modules`]: parallel, results in list order up to the first failure.
+///
+/// With the MD5s, the largest module's uncompressed MD5 is the longest
+/// serial chain of the whole load, and the MD5 of its file the second
+/// longest, so they are scheduled first and ahead of everything else: that
+/// module loads on a thread of its own at the caller's priority (its
+/// inflater and its output's MD5), the MD5 of its file one step lower,
+/// and the workers that load the others, largest first, two steps lower
+/// ([`sys::lower_priority`]). The chain then runs
+/// whenever it has output to hash, its inflater keeps it fed (and waits,
+/// leaving its core to the others, once a pool's worth ahead), and the
+/// other modules fill the cores around it. Without the MD5s nothing is
+/// serial, and all modules load alike. Each worker streams through one
+/// [`Pool`] for all of its modules. The caller's thread only waits.
 pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<Result<LoadedModule, LoadError>> {
     let n = files.len();
     let mut budgets = Vec::with_capacity(n);
@@ -22,11 +35,28 @@ pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<R
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(files[i].1.len()));
-    let workers = thread::available_parallelism().map_or(1, |p| p.get()).min(n).max(1);
+    // The longest digest chain, when there is one worth a thread.
+    let chain =
+        order.iter().copied().max_by_key(|&i| (kept_after_load(files[i].1), std::cmp::Reverse(i))).filter(|&i| {
+            opts.md5 && files[i].1.len() >= THREAD_MIN && gzip::header_len(files[i].1).is_ok_and(|h| h.is_some())
+        });
+    order.retain(|&i| Some(i) != chain);
+    let workers = thread::available_parallelism().map_or(1, |p| p.get()).min(order.len());
     let next = AtomicUsize::new(0);
     let first_failure = AtomicUsize::new(usize::MAX);
-
+    let load = |i: usize, pool: &Pool, is_chain: bool| {
+        let (path, file) = files[i];
+        let result = load_within(path, file, opts, budgets[i], pool, is_chain);
+        if result.is_err() {
+            first_failure.fetch_min(i, Ordering::Relaxed);
+        }
+        (i, result)
+    };
     let work = || {
+        if chain.is_some() {
+            sys::lower_priority(2);
+        }
+        let pool = Pool::new();
         let mut done = Vec::new();
         loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
@@ -34,24 +64,18 @@ pub(super) fn load_modules(files: &[(&str, &[u8])], opts: &LoadOptions) -> Vec<R
             if i > first_failure.load(Ordering::Relaxed) {
                 continue;
             }
-            let (path, file) = files[i];
-            let result = load_within(path, file, opts, budgets[i]);
-            if result.is_err() {
-                first_failure.fetch_min(i, Ordering::Relaxed);
-            }
-            done.push((i, result));
+            done.push(load(i, &pool, false));
         }
         done
     };
     let mut slots: Vec<Option<Result<LoadedModule, LoadError>>> = (0..n).map(|_| None).collect();
     thread::scope(|s| {
-        let handles: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
-        let mut all = work();
+        let chain_thread = chain.map(|i| s.spawn(move || vec![load(i, &Pool::new(), true)]));
+        let handles: Vec<_> = chain_thread.into_iter().chain((0..workers).map(|_| s.spawn(work))).collect();
         for h in handles {
-            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-        for (i, r) in all {
-            slots[i] = Some(r);
+            for (i, r) in h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)) {
+                slots[i] = Some(r);
+            }
         }
     });
     let end = first_failure.into_inner().saturating_add(1).min(n);
@@ -88,11 +112,20 @@ fn kept_after_load(file: &[u8]) -> u64 {
     }
 }
 
-/// [`super::load_module`] with `budget` bytes left.
-pub(super) fn load_within(path: &str, file: &[u8], opts: &LoadOptions, budget: u64) -> Result<LoadedModule, LoadError> {
+/// [`super::load_module`] with `budget` bytes left, streaming through
+/// `pool` (see [`load_modules`] for `chain`: then the file's MD5 yields to
+/// the output's).
+pub(super) fn load_within(
+    path: &str,
+    file: &[u8],
+    opts: &LoadOptions,
+    budget: u64,
+    pool: &Pool,
+    chain: bool,
+) -> Result<LoadedModule, LoadError> {
     let header = match gzip::header_len(file)? {
         Some(h) => h,
-        None => return Ok(uncompressed(path, file)),
+        None => return Ok(uncompressed(path, file, opts.keep)),
     };
     let n = file.len();
     let trailer = Trailer::read(file);
@@ -120,17 +153,24 @@ pub(super) fn load_within(path: &str, file: &[u8], opts: &LoadOptions, budget: u
     }
 
     thread::scope(|s| {
-        let md5c = (opts.md5 && n >= THREAD_MIN).then(|| s.spawn(|| md5_of(file)));
-        let inflated = inflate_checked(input, isize, received, opts);
+        let md5c = (opts.md5 && n >= THREAD_MIN).then(|| {
+            s.spawn(move || {
+                if chain {
+                    sys::lower_priority(1);
+                }
+                md5_of(file)
+            })
+        });
+        let inflated = inflate_checked(input, isize, received, opts, pool);
         let md5_compressed = match md5c {
             Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
             None if opts.md5 => md5_of(file),
             None => [0; 16],
         };
-        let (data, crc, md5) = inflated?;
+        let Checked { data, size, crc, md5 } = inflated?;
         Ok(LoadedModule {
             form: ModuleForm::Gzip,
-            size: data.len() as u64,
+            size,
             data,
             compressed_size: n as u64,
             crc32: Some(crc),
@@ -141,13 +181,14 @@ pub(super) fn load_within(path: &str, file: &[u8], opts: &LoadOptions, budget: u
     })
 }
 
-/// Not gzip: accepted as is, with mboot's two warnings (PR 2273023).
-fn uncompressed(path: &str, file: &[u8]) -> LoadedModule {
+/// Not gzip: accepted as is, with mboot's two warnings (PR 2273023); the
+/// first `keep` bytes kept.
+fn uncompressed(path: &str, file: &[u8], keep: usize) -> LoadedModule {
     // The warning names the MD5, so it is computed even when not asked for.
     let md5 = md5_of(file);
     LoadedModule {
         form: ModuleForm::Uncompressed,
-        data: ModuleBuffer(Repr::Heap(file.to_vec())),
+        data: ModuleBuffer(Repr::Heap(file[..file.len().min(keep)].to_vec())),
         compressed_size: file.len() as u64,
         size: file.len() as u64,
         crc32: None,

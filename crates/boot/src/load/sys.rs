@@ -1,6 +1,7 @@
 //! The load path's only unsafe code: an anonymous mapping for large
 //! outputs ([`Region`], with [`Prefault`] to populate it from another
-//! thread), and libdeflate's `deflate_decompress_ex` ([`RawInflater`]). Each
+//! thread), libdeflate's `deflate_decompress_ex` ([`RawInflater`]), and
+//! lowering a thread's scheduling priority ([`lower_priority`]). Each
 //! unsafe block carries its SAFETY note; the rest of the crate denies
 //! `unsafe_code` (the `#[allow]` is on this module's declaration).
 
@@ -64,6 +65,13 @@ impl Region {
         // SAFETY: `ptr` maps `mapped >= len` readable bytes (zero until
         // written) for the Region's lifetime, and `&self` excludes writers.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes, writable.
+    pub(super) fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes this the only
+        // reference to the bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
     /// The bytes, writable, and a handle to prefault them from another
@@ -132,6 +140,37 @@ impl Prefault<'_> {
     }
 }
 
+/// How much a thread's nice value rises per [`lower_priority`] step
+/// (normal policy): nice 5 gets a third of the CPU time of nice 0, nice 10
+/// a tenth.
+const NICE_STEP: libc::c_int = 5;
+
+/// Lowers the calling thread's scheduling priority `steps` steps below
+/// that of the thread that created it: real-time priority steps under
+/// `SCHED_FIFO` or `SCHED_RR` (down to the lowest), else [`NICE_STEP`] nice
+/// levels each (up to 19). Lowering needs no privilege; a refusal is harmless
+/// (the thread keeps its priority), so results are ignored. Threads the
+/// caller creates afterwards inherit the lower priority.
+pub(super) fn lower_priority(steps: libc::c_int) {
+    // SAFETY: these calls only read or change the calling thread's
+    // scheduling parameters; `param` is a live local.
+    unsafe {
+        let policy = libc::sched_getscheduler(0);
+        if policy == libc::SCHED_FIFO || policy == libc::SCHED_RR {
+            let mut param = libc::sched_param { sched_priority: 0 };
+            let min = libc::sched_get_priority_min(policy);
+            if libc::sched_getparam(0, &mut param) == 0 && param.sched_priority > min {
+                param.sched_priority = param.sched_priority.saturating_sub(steps).max(min);
+                libc::sched_setparam(0, &param);
+            }
+        } else {
+            let tid = libc::gettid() as libc::id_t;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+            libc::setpriority(libc::PRIO_PROCESS, tid, nice.saturating_add(NICE_STEP.saturating_mul(steps)).min(19));
+        }
+    }
+}
+
 /// A libdeflate decompressor for `libdeflate_deflate_decompress_ex`.
 pub(super) struct RawInflater(NonNull<libdeflate_sys::libdeflate_decompressor>);
 
@@ -142,8 +181,9 @@ impl RawInflater {
     }
 
     /// Raw-inflates `input` (a whole stream) into `out`: the bytes of
-    /// input consumed and of output written, or `None` on any error.
-    pub(super) fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Option<(usize, usize)> {
+    /// input consumed and of output written; on an error, `Err(true)` if
+    /// `out` was too small, `Err(false)` for any other.
+    pub(super) fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<(usize, usize), bool> {
         let (mut used, mut wrote) = (0usize, 0usize);
         // SAFETY: the pointers and lengths come from live slices (input
         // read-only, out exclusively borrowed); libdeflate reads at most
@@ -160,7 +200,11 @@ impl RawInflater {
                 &mut wrote,
             )
         };
-        (r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS && wrote <= out.len()).then_some((used, wrote))
+        if r == libdeflate_sys::libdeflate_result_LIBDEFLATE_SUCCESS && wrote <= out.len() {
+            Ok((used, wrote))
+        } else {
+            Err(r == libdeflate_sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE)
+        }
     }
 }
 
