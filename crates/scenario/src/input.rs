@@ -4,8 +4,13 @@
 //! ```text
 //!   ImageInput::open(path)
 //!     ├─ raw (no known magic)   → read in place, by data extents
-//!     └─ vmdk / qcow2 / vhdx    → qemu-img convert -O raw into a sparse
-//!                                 temporary directory, removed on drop
+//!     └─ vmdk / qcow2 / vhdx    → checked first (a vmdk descriptor's
+//!                                 extents exist; qemu-img check finds no
+//!                                 corruption, no truncation, no backing
+//!                                 loop), then qemu-img convert -O raw into
+//!                                 a sparse temporary directory, removed on
+//!                                 drop (and on SIGINT/SIGTERM under the
+//!                                 CLI: visorsim_tools::cleanup)
 //! ```
 //!
 //! Promises:
@@ -15,13 +20,18 @@
 //!   by its name, so `customer.img` that is really a qcow2 is still read right;
 //! - loading costs the data, not the virtual size: the raw file (given or
 //!   converted, both sparse) is read by its data extents
-//!   ([`FileDisk::load`]).
+//!   ([`FileDisk::load`]);
+//! - an image that would read as another disk is refused with its name: a
+//!   truncated qcow2 (qemu-img would read its missing clusters as zeros), a
+//!   vmdk descriptor whose extent files are missing, a file qemu-img cannot
+//!   open; qemu-img runs under its time limit ([`QemuImg::new`]).
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use visorsim_disk::{DiskError, FileDisk, MemDisk, SectorSize};
+use visorsim_tools::cleanup::{remove_on_signal, Registered};
 use visorsim_tools::{ImageFormat, QemuError, QemuImg};
 
 /// Why an image could not be opened or loaded.
@@ -35,6 +45,29 @@ pub enum InputError {
         /// The cause.
         #[source]
         source: io::Error,
+    },
+    /// A directory where an image was expected.
+    #[error("{} is a directory, not a disk image", path.display())]
+    Directory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A vmdk descriptor names an extent file that is not there.
+    #[error(
+        "{} is a vmdk descriptor whose extent {extent:?} (line {line}) does not exist{}: \
+         the descriptor holds no data itself; copy its extent files beside it",
+        path.display(),
+        if extent_path != &path.with_file_name(extent) { format!(" ({})", extent_path.display()) } else { String::new() }
+    )]
+    MissingExtent {
+        /// The descriptor.
+        path: PathBuf,
+        /// The extent's file name as the descriptor gives it.
+        extent: String,
+        /// Where it was looked for.
+        extent_path: PathBuf,
+        /// The descriptor's line that names it (from 1).
+        line: usize,
     },
     /// qemu-img could not convert it.
     #[error("Cannot convert the {format} image {} to raw", path.display())]
@@ -67,27 +100,54 @@ pub struct ImageInput {
     raw: PathBuf,
     // Holds the converted raw file; removed on drop.
     _temp: Option<tempfile::TempDir>,
+    // Removes it on SIGINT/SIGTERM meanwhile (when the CLI's handler runs).
+    _on_signal: Option<Registered>,
 }
 
 impl ImageInput {
     /// Opens `path`: a raw image is used in place, any other format is
-    /// converted to a sparse raw temporary through qemu-img.
+    /// checked and converted to a sparse raw temporary through qemu-img
+    /// ([`QemuImg::new`]: `VISORSIM_QEMU_IMG`, `VISORSIM_QEMU_IMG_TIMEOUT`).
     pub fn open(path: &Path) -> Result<ImageInput, InputError> {
+        ImageInput::open_with(path, &QemuImg::new())
+    }
+
+    /// [`ImageInput::open`] with this qemu-img (its program and time limit).
+    pub fn open_with(path: &Path, qemu: &QemuImg) -> Result<ImageInput, InputError> {
+        let format = ImageInput::sniff(path)?;
+        if format == ImageFormat::Raw {
+            return Ok(ImageInput {
+                original: path.to_owned(),
+                format,
+                raw: path.to_owned(),
+                _temp: None,
+                _on_signal: None,
+            });
+        }
+        let convert_error = |source| InputError::Convert { path: path.to_owned(), format, source };
+        if format == ImageFormat::Vmdk {
+            check_descriptor_extents(path)?;
+        }
+        qemu.verify(path, format).map_err(convert_error)?;
         let io_error = |source| InputError::Io { path: path.to_owned(), source };
+        let temp = tempfile::Builder::new().prefix("visorsim-input.").tempdir().map_err(io_error)?;
+        let on_signal = remove_on_signal(temp.path());
+        let raw = temp.path().join("disk.img");
+        qemu.convert(path, Some(format), &raw, ImageFormat::Raw).map_err(convert_error)?;
+        Ok(ImageInput { original: path.to_owned(), format, raw, _temp: Some(temp), _on_signal: Some(on_signal) })
+    }
+
+    /// The format of the file at `path` by its magic, reading its first
+    /// 512 bytes (nothing else is done: no conversion, no check).
+    pub fn sniff(path: &Path) -> Result<ImageFormat, InputError> {
+        let io_error = |source| InputError::Io { path: path.to_owned(), source };
+        let meta = std::fs::metadata(path).map_err(io_error)?;
+        if meta.is_dir() {
+            return Err(InputError::Directory { path: path.to_owned() });
+        }
         let mut head = Vec::with_capacity(512);
         File::open(path).and_then(|f| f.take(512).read_to_end(&mut head)).map_err(io_error)?;
-        let format = ImageFormat::sniff(&head);
-        if format == ImageFormat::Raw {
-            return Ok(ImageInput { original: path.to_owned(), format, raw: path.to_owned(), _temp: None });
-        }
-        let temp = tempfile::Builder::new().prefix("visorsim-input.").tempdir().map_err(io_error)?;
-        let raw = temp.path().join("disk.img");
-        QemuImg::new().convert(path, Some(format), &raw, ImageFormat::Raw).map_err(|source| InputError::Convert {
-            path: path.to_owned(),
-            format,
-            source,
-        })?;
-        Ok(ImageInput { original: path.to_owned(), format, raw, _temp: Some(temp) })
+        Ok(ImageFormat::sniff(&head))
     }
 
     /// The file the user named.
@@ -122,5 +182,97 @@ impl ImageInput {
     /// Loads the image into a sparse memory disk, reading only its data.
     pub fn load(&self, sector_size: SectorSize) -> Result<MemDisk, InputError> {
         self.file_disk(sector_size)?.load().map_err(|source| InputError::Disk { path: self.original.clone(), source })
+    }
+}
+
+/// The most of a vmdk descriptor read to find its extents: descriptors are
+/// a few hundred bytes; one embedded in a sparse extent starts with `KDMV`
+/// and is not read here (qemu-img reads it).
+const DESCRIPTOR_LIMIT: u64 = 64 * 1024;
+
+/// For a text vmdk descriptor (`# Disk DescriptorFile`), that every extent
+/// file it names exists, beside the descriptor as qemu-img looks for a
+/// relative name. qemu-img would say "Could not open" too; this names the
+/// descriptor, the line and what to do. Any other vmdk passes unchecked.
+fn check_descriptor_extents(path: &Path) -> Result<(), InputError> {
+    let io_error = |source| InputError::Io { path: path.to_owned(), source };
+    let mut text = Vec::new();
+    File::open(path).and_then(|f| f.take(DESCRIPTOR_LIMIT).read_to_end(&mut text)).map_err(io_error)?;
+    if !text.starts_with(b"# Disk DescriptorFile") {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new(""));
+    for (index, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        let Some(extent) = extent_file(line) else { continue };
+        let extent_path = dir.join(extent);
+        if !extent_path.exists() {
+            return Err(InputError::MissingExtent {
+                path: path.to_owned(),
+                extent: extent.to_owned(),
+                extent_path,
+                line: index + 1,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The file name of an extent line of a vmdk descriptor
+/// (`RW 16777216 FLAT "disk-flat.vmdk" 0`): access, size in sectors, type,
+/// then the quoted name. `ZERO` extents have no file.
+fn extent_file(line: &str) -> Option<&str> {
+    let mut words = line.split_whitespace();
+    let access = words.next()?;
+    if !matches!(access, "RW" | "RDONLY" | "NOACCESS") {
+        return None;
+    }
+    words.next()?.parse::<u64>().ok()?;
+    let kind = words.next()?;
+    if kind == "ZERO" {
+        return None;
+    }
+    let rest = line.split_once('"')?.1;
+    let name = rest.split_once('"')?.0;
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extent_lines_name_their_files() {
+        assert_eq!(extent_file(r#"RW 32768 FLAT "flat-flat.vmdk" 0"#), Some("flat-flat.vmdk"));
+        assert_eq!(extent_file(r#"RDONLY 4192256 SPARSE "a b-s001.vmdk""#), Some("a b-s001.vmdk"));
+        assert_eq!(extent_file("RW 32768 ZERO"), None);
+        for other in ["# Extent description", r#"ddb.adapterType = "ide""#, r#"createType="monolithicFlat""#, ""] {
+            assert_eq!(extent_file(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_descriptor_with_a_missing_extent_names_it_and_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let descriptor = dir.path().join("cust.vmdk");
+        let text = "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\n\n\
+                    # Extent description\nRW 32768 FLAT \"cust-flat.vmdk\" 0\n";
+        std::fs::write(&descriptor, text).unwrap();
+        let err = ImageInput::open(&descriptor).unwrap_err();
+        let InputError::MissingExtent { line, ref extent, .. } = err else { panic!("{err:?}") };
+        assert_eq!((line, extent.as_str()), (6, "cust-flat.vmdk"));
+        let message = err.to_string();
+        assert!(message.starts_with(&format!("{} is a vmdk descriptor", descriptor.display())), "{message}");
+        assert!(message.contains("\"cust-flat.vmdk\" (line 6) does not exist"), "{message}");
+        // Present, it passes this check (qemu-img reads it).
+        std::fs::write(dir.path().join("cust-flat.vmdk"), vec![0u8; 32768 * 512]).unwrap();
+        check_descriptor_extents(&descriptor).unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_not_an_image() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageInput::open(dir.path()).unwrap_err();
+        assert!(matches!(err, InputError::Directory { .. }), "{err:?}");
+        assert!(err.to_string().ends_with("is a directory, not a disk image"), "{err}");
     }
 }
