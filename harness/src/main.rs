@@ -37,6 +37,7 @@ mod host;
 mod inspect;
 mod progress;
 mod run;
+mod scenario;
 
 use std::process::ExitCode;
 
@@ -62,6 +63,8 @@ enum Command {
     Report(explore::ReportArgs),
     /// Run scenario files: steps, faults and expectations (see scenarios/README.md).
     Run(run::RunArgs),
+    /// Make scenario files: `scenario new --from IMAGE` turns a customer's disk into a test.
+    Scenario(scenario::ScenarioArgs),
     /// Build a freshly installed ESXi boot disk image.
     Build(build::BuildArgs),
     /// Boot a disk image as ESXi's bootloader would (changes it in place unless --dry-run).
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Build(args) => build::run(args),
         Command::Run(args) => run::run(args),
+        Command::Scenario(args) => scenario::run(args),
         Command::Explore(args) => explore::explore(args),
         Command::Report(args) => explore::report(args),
         Command::Demo(args) => demo::run(args),

@@ -10,10 +10,12 @@
 //!   explore   crash-point exploration of one operation
 //!   size      byte sizes ("16G", "500MB"), for scenario files and the CLI
 //!   input     a user's image (raw, vmdk, qcow2, vhdx) opened read-only, loaded by extents
+//!   from_image  a scenario from a user's image and what `explain` says of it (`scenario new`)
 //! ```
 
 pub mod checked;
 pub mod explore;
+pub mod from_image;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod input;
