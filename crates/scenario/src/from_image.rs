@@ -403,6 +403,61 @@ fn drop_defaults(value: &mut serde_json::Value) {
 mod tests {
     use super::*;
 
+    use visorsim_disk::{FileDisk, SectorSize};
+    use visorsim_host::explain::explain;
+    use visorsim_image::install::{install_fresh, InstallOptions};
+    use visorsim_image::payload::default_cache_dir;
+    use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
+    use visorsim_media::layout::Layout;
+
+    fn fresh_disk() -> MemDisk {
+        let spec = ImageSpec {
+            version: "6.7.0".into(),
+            build_number: 1000,
+            seed: 3,
+            payload: PayloadSize::Compressed(100_000),
+            hostname: "esxi-03".into(),
+        };
+        let image = SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {}).expect("image");
+        let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 3 };
+        install_fresh(&image, &options).expect("install").0
+    }
+
+    fn origin(disk: &MemDisk) -> ImageOrigin {
+        ImageOrigin {
+            path: "/field/customer.img".into(),
+            format: ImageFormat::Raw,
+            file_bytes: disk.size_bytes(),
+            disk_bytes: disk.size_bytes(),
+            data_bytes: data_bytes(disk),
+            modified: Some(SimTime(1_780_000_000)),
+            sha256: None,
+        }
+    }
+
+    /// The scenario made from a disk's explanation passes on that disk, and
+    /// the same inputs give the same text.
+    #[test]
+    fn the_scenario_of_an_explanation_passes_on_its_disk() {
+        let disk = fresh_disk();
+        let dir = tempfile::tempdir().unwrap();
+        FileDisk::save_sparse(&disk, dir.path().join("c.img")).unwrap();
+        for loader in [LoaderVersion::Current, LoaderVersion::V67u1] {
+            let story = explain(&disk, loader);
+            let placement = Placement::Copy { file_name: "c.img".into() };
+            let s = scenario(&story, &origin(&disk), &placement);
+            assert_eq!(s.disk.loader, loader);
+            assert_eq!(s.disk.image.as_deref(), Some("c.img"));
+            let Step::Expect(now) = &s.steps[2] else { panic!("{:?}", s.steps[2]) };
+            assert_eq!((now.booted_bank, now.config.get("hostname").map(String::as_str)), (Some(5), Some("esxi-03")));
+            let result = crate::run(&s, dir.path()).unwrap();
+            assert!(result.passed(), "{loader}:\n{}", result.render());
+            let text = to_json(&s).unwrap();
+            assert_eq!(text, to_json(&scenario(&story, &origin(&disk), &placement)).unwrap(), "deterministic");
+            assert!(text.contains("modified 2026-05-28T"), "{text}");
+        }
+    }
+
     #[test]
     fn small_images_are_copied_large_ones_referenced_relative_inside_the_directory() {
         let dir = Path::new("/s/field");
