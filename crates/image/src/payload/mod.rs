@@ -50,6 +50,7 @@ pub use cache::{
     cache_files, cached_gzip_system_module, default_cache_dir, is_cache_file_name, CacheError, CacheErrorKind,
 };
 pub use content::fill_system_bytes;
+pub(crate) use gzip::gzip_stored;
 pub use gzip::{gzip_bytes, gzip_system_module};
 
 /// Approximate compressed size of the real ESXi 5.0 `s.v00`.
