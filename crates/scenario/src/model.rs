@@ -1105,6 +1105,85 @@ mod tests {
     }
 
     #[test]
+    fn field_reproduction_vocabulary_parses_and_round_trips() {
+        let s = parse(
+            r#"{"disk": {}, "faults": {"seed": 7}, "steps": [
+                {"corrupt": {"file": {"bank": 5, "file": "boot.cfg"}, "offset": 10, "bytes": "0D 0a ff"}},
+                {"corrupt": {"lba": 8224, "text": "bootstate=3"}},
+                {"expect": {"bank_states": {"7": "empty"}, "bootstate_chars": {"5": "3"},
+                            "files": {"5": {"boot.cfg": {"size": 299, "contains": ["x"],
+                                      "sha256": "ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"},
+                                      "state.tgz": {"exists": false}}},
+                            "log_absent": ["a"], "log_count": {"b": 2}, "timeline_absent": ["c"], "timeline_count": {"d": 0}}}]}"#,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(s.faults.seed, Some(7));
+        let Step::Corrupt(c) = &s.steps[0] else { panic!("{:?}", s.steps[0]) };
+        assert_eq!(c.bytes.as_deref(), Some(&[0x0d, 0x0a, 0xff][..]));
+        let Step::Corrupt(c) = &s.steps[1] else { panic!("{:?}", s.steps[1]) };
+        assert_eq!(c.text.as_deref(), Some("bootstate=3"));
+        let Step::Expect(e) = &s.steps[2] else { panic!("{:?}", s.steps[2]) };
+        assert_eq!((e.bank_states[&7], e.bootstate_chars[&5]), (BankStateName::Empty, '3'));
+        let boot_cfg = &e.files[&5]["boot.cfg"];
+        assert_eq!(
+            boot_cfg.sha256.as_deref(),
+            Some("abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789")
+        );
+        assert_eq!(e.files[&5]["state.tgz"].exists, Some(false));
+        assert_eq!((e.log_count["b"], e.timeline_count["d"]), (2, 0));
+        let written = serde_json::to_string(&s).unwrap();
+        assert!(written.contains(r#""bytes":"0d0aff""#), "{written}");
+        assert_eq!(parse(&written, "x").unwrap(), s, "serialises to names that parse back");
+        let plain = parse(r#"{"disk": {}, "steps": [{"expect": {}}]}"#, "x").unwrap();
+        let written = serde_json::to_string(&plain).unwrap();
+        assert!(!written.contains("faults") && !written.contains("files"), "defaults stay out: {written}");
+    }
+
+    #[test]
+    fn field_reproduction_vocabulary_errors_name_line_and_field() {
+        for (step, says) in [
+            (r#"{"corrupt": {"lba": 1, "bytes": "0g"}}"#, "corrupt.bytes: 'g' is not a hex digit"),
+            (
+                r#"{"corrupt": {"lba": 1, "bytes": "abc"}}"#,
+                "corrupt.bytes: 3 hex digit(s) is not a whole number of bytes",
+            ),
+            (
+                r#"{"corrupt": {"lba": 1, "bytes": ""}}"#,
+                "corrupt.bytes: 0 byte(s) is out of range (1 to 1048576 bytes)",
+            ),
+            (r#"{"corrupt": {"lba": 1, "text": ""}}"#, "corrupt.text: 0 byte(s) is out of range"),
+            (
+                r#"{"expect": {"bank_states": {"five": "valid"}}}"#,
+                "expect.bank_states.five: `five` is not a partition number",
+            ),
+            (
+                r#"{"expect": {"bank_states": {"0": "valid"}}}"#,
+                "expect.bank_states.0: 0 is out of range (a partition number, 1 to 128)",
+            ),
+            (
+                r#"{"expect": {"bootstate_chars": {"5": "33"}}}"#,
+                "expect.bootstate_chars.5: \"33\" is not one character",
+            ),
+            (r#"{"expect": {"files": {"129": {}}}}"#, "expect.files.129: 129 is out of range"),
+            (r#"{"expect": {"files": {"5": {"x": {"sha256": "abc"}}}}}"#, "sha256: \"abc\" is not 64 hex digits"),
+            (
+                r#"{"expect": {"files": {"5": {"x": {"exists": false, "size": 1}}}}}"#,
+                "expect.files.5.x: `exists: false` cannot be given",
+            ),
+            (r#"{"expect": {"files": {"5": {"x": {"md5": "abc"}}}}}"#, "unknown field `md5`"),
+            (r#"{"expect": {"log_count": {"x": -1}}}"#, "invalid value: integer `-1`"),
+        ] {
+            let text = format!("{{\"disk\": {{}},\n \"steps\": [\n {step}]}}");
+            let err = parse(&text, "s.json").expect_err(step).to_string();
+            assert!(err.starts_with("s.json:3:"), "{err}");
+            assert!(err.contains(says), "{says:?} in {err}");
+        }
+        let err = parse("{\"disk\": {}, \"faults\": {\"sed\": 1}, \"steps\": []}", "s.json").unwrap_err();
+        assert!(err.to_string().contains("unknown field `sed`, expected `seed`"), "{err}");
+    }
+
+    #[test]
     fn unknown_names_are_errors_naming_the_field() {
         for (text, field, value) in [
             (r#"{"disk": {"layout": "esxi8"}, "steps": []}"#, "disk.layout", "esxi8"),

@@ -20,7 +20,7 @@ use std::ops::{Deref, DerefMut};
 
 use visorsim_boot::volume::{scan_volumes, Volume};
 use visorsim_disk::{BlockDevice, ContentToken, CutReport, DiskError, Faulty, MemDisk, SectorSize};
-use visorsim_media::fatread::FatReader;
+use visorsim_media::fatread::{FatReader, SectorRun};
 
 /// Lost writes a cut's description names one by one; the rest are counted.
 const NAMED_WRITES: usize = 8;
@@ -139,8 +139,14 @@ impl BlockDevice for Medium {
 /// its root directory's files, to name where a write was going.
 struct Places {
     volumes: Vec<Volume>,
-    /// Per volume (same order): the reader and each file's sector runs.
-    fats: Vec<Option<(FatReader, Vec<(String, Vec<(u64, u64)>)>)>>,
+    /// Per volume (same order), when it is a FAT volume that reads.
+    fats: Vec<Option<FatPlaces>>,
+}
+
+/// A FAT volume's reader and the sectors of each file of its root directory.
+struct FatPlaces {
+    reader: FatReader,
+    files: Vec<(String, Vec<SectorRun>)>,
 }
 
 impl Places {
@@ -151,14 +157,9 @@ impl Places {
             .map(|v| {
                 let reader = FatReader::open(dev, v.first_lba, v.sectors).ok()?;
                 let files = reader.list_root(dev).ok()?;
-                let runs = files
-                    .iter()
-                    .map(|f| {
-                        let runs = reader.runs(dev, f).unwrap_or_default();
-                        (f.short_name.clone(), runs.iter().map(|r| (r.lba, r.sectors)).collect())
-                    })
-                    .collect();
-                Some((reader, runs))
+                let files =
+                    files.iter().map(|f| (f.short_name.clone(), reader.runs(dev, f).unwrap_or_default())).collect();
+                Some(FatPlaces { reader, files })
             })
             .collect();
         Places { volumes, fats }
@@ -176,7 +177,7 @@ impl Places {
             };
         };
         let v = &self.volumes[i];
-        let Some((reader, files)) = &self.fats[i] else { return format!("partition {}", v.number) };
+        let Some(FatPlaces { reader, files }) = &self.fats[i] else { return format!("partition {}", v.number) };
         let g = reader.geometry();
         let fat_lba = v.first_lba + u64::from(g.reserved_sectors);
         let root_lba = fat_lba + u64::from(g.fats) * u64::from(g.fat_sectors);
@@ -188,7 +189,7 @@ impl Places {
         } else if lba < data_lba {
             "root directory".to_owned()
         } else {
-            match files.iter().find(|(_, runs)| runs.iter().any(|&(start, n)| (start..start + n).contains(&lba))) {
+            match files.iter().find(|(_, runs)| runs.iter().any(|r| (r.lba..r.lba + r.sectors).contains(&lba))) {
                 Some((name, _)) => name.clone(),
                 None => {
                     let cluster = (lba - data_lba) / u64::from(g.sectors_per_cluster.max(1)) + 2;
