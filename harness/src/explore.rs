@@ -10,18 +10,22 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use visorsim_boot::boot::BootOptions;
+use visorsim_boot::safeboot::LoaderVersion;
+use visorsim_disk::SectorSize;
 use visorsim_host::bank::CacheMode;
 use visorsim_host::host::HostBootOptions;
 use visorsim_scenario::explore::{
-    tally, write_reproducers, Exploration, ExploreOptions, FollowSummary, StateResult, DEFAULT_MAX_FOLLOW,
+    tally, write_reproducers, CustomerDisk, Exploration, ExploreOptions, FollowSummary, StateResult, DEFAULT_MAX_FOLLOW,
 };
+use visorsim_scenario::input::ImageInput;
 
-use crate::args::OperationArg;
+use crate::args::{LoaderArg, OperationArg, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
 use crate::progress::Progress;
 
@@ -31,11 +35,25 @@ pub struct ExploreArgs {
     /// The operation: backup, upgrade, shutdown or boot.
     #[arg(long, value_enum)]
     op: OperationArg,
-    /// Seed of the disk and host.
+    /// Start from this disk image instead of a fresh install: raw, vmdk,
+    /// qcow2 or vhdx, a customer's boot device (only read; never modified).
+    /// The host boots what the loader picks and restores its state.tgz,
+    /// then the operation runs; reproducers name this file.
+    #[arg(long, conflicts_with_all = ["payload_mb", "realistic"])]
+    disk: Option<PathBuf>,
+    /// Logical sector size of the --disk image [default: detected from its GPT header, else 512].
+    #[arg(long, value_enum, requires = "disk")]
+    sector_size: Option<SectorSizeArg>,
+    /// Which bootloader decides every boot: current (ESXi 7.0 to 9.0) or
+    /// 6.7u1 (ESXi 6.7u1/6.7u2: banks 5 and 6 only).
+    #[arg(long, value_enum, default_value_t = LoaderArg::Current)]
+    loader: LoaderArg,
+    /// Seed of the disk and host (with --disk: of the host's randomness and the upgrade's build).
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Compressed size of s.v00 in MB (other modules scale with it; the
-    /// operation's writes, and so its crash states, grow with it).
+    /// operation's writes, and so its crash states, grow with it). Not
+    /// with --disk: the upgrade's build is then as large as the running one.
     #[arg(long, conflicts_with = "realistic", default_value_t = 1.0)]
     payload_mb: f64,
     /// s.v00 of about 124 MB compressed, like a real ESXi 5.0 image (many more crash states).
@@ -116,6 +134,13 @@ fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
 /// Runs an exploration.
 pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let op = args.op.operation();
+    let (customer, sector_size) = match &args.disk {
+        Some(path) => {
+            let (disk, sector_size) = customer_disk(path, args.sector_size)?;
+            (Some(disk), sector_size)
+        }
+        None => (None, SectorSize::S512),
+    };
     let options = ExploreOptions {
         op,
         seed: args.seed,
@@ -130,11 +155,16 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         fsck_every: args.fsck_every,
         depth: args.depth.unwrap_or(op.default_depth()),
         max_follow: args.max_follow,
-        boot: HostBootOptions { cache: args.cache, ..HostBootOptions::default() },
-        ..ExploreOptions::default()
+        boot: HostBootOptions {
+            cache: args.cache,
+            loader: BootOptions { loader: args.loader.loader(), ..BootOptions::default() },
+            ..HostBootOptions::default()
+        },
+        disk: customer,
     };
+    let on = args.disk.as_ref().map(|p| format!(" on {}", p.display())).unwrap_or_default();
     let exploration = Exploration::prepare(&options)
-        .map_err(|e| Failure::msg(format!("Preparing the {} exploration: {e}", op.name())))?;
+        .map_err(|e| Failure::msg(format!("Preparing the {} exploration{on}: {e}", op.name())))?;
     let started = Instant::now();
     let mut results = run_with_progress(&exploration, &options, args.quiet);
     let seconds = started.elapsed().as_secs_f64();
@@ -151,11 +181,16 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let flushes = exploration.log().len() - writes;
     let verdict = Verdict::of(&results);
     let first: Vec<StateResult> = results.iter().filter(|r| r.depth == 1).cloned().collect();
+    let source = match &args.disk {
+        Some(path) => format!("--disk {}", shell_word(&path.display().to_string())),
+        None => format!("--payload-mb {}", options.payload_mb),
+    };
+    let loader = args.loader.loader();
     let command = format!(
-        "visorsim explore --op {} --seed {} --payload-mb {} --reorder {} --max-tears {} --cache {} --depth {}{}{}",
+        "visorsim explore --op {} {source}{} --seed {} --reorder {} --max-tears {} --cache {} --depth {}{}{}",
         op.name(),
+        if loader == LoaderVersion::Current { String::new() } else { format!(" --loader {}", loader.name()) },
         args.seed,
-        options.payload_mb,
         args.reorder,
         args.max_tears,
         args.cache.name(),
@@ -200,6 +235,12 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         print_windows(&first);
     }
     if let Some(dir) = &args.reproducers {
+        if sector_size != SectorSize::S512 {
+            eprintln!(
+                "note: the disk has {}-byte sectors; scenario files read disk.image with 512-byte sectors, so these reproducers do not replay",
+                sector_size.len()
+            );
+        }
         let written = write_reproducers(&exploration, &results, dir)
             .context(|| format!("Writing reproducers into {}", dir.display()))?;
         for path in written {
@@ -207,6 +248,30 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         }
     }
     Ok(verdict.status())
+}
+
+/// The `--disk` image, loaded (any format: a vmdk, qcow2 or vhdx through a
+/// sparse raw temporary; the file itself only read), with the path
+/// reproducers name (absolute) and its sector size.
+fn customer_disk(path: &Path, flag: Option<SectorSizeArg>) -> Result<(CustomerDisk, SectorSize), Failure> {
+    if path.is_dir() {
+        return Err(Failure::msg(format!("--disk {}: a directory, not a disk image", path.display())));
+    }
+    let input = ImageInput::open(path).context(|| format!("Opening --disk {}", path.display()))?;
+    let sector_size = SectorSizeArg::resolve(flag, input.raw_path());
+    let disk = input.load(sector_size).context(|| format!("Reading --disk {}", path.display()))?;
+    let image = std::path::absolute(path).context(|| format!("Resolving --disk {}", path.display()))?;
+    Ok((CustomerDisk { disk, image: image.display().to_string() }, sector_size))
+}
+
+/// `word` as one shell word: as it is when it needs no quoting, else in
+/// single quotes.
+fn shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// [`Exploration::run`] with a progress bar or progress lines on stderr

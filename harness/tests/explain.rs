@@ -43,7 +43,7 @@ fn bank(v: &Value, n: u64) -> &Value {
 /// with the loader files, bank 5 (VALID, updated=1) and bank 6 (UPGRADING,
 /// updated=2, partition type `type6`), each with the VMware magic, a
 /// boot.cfg and two tiny modules (the "kernel" is not a real one).
-fn standard_tools_disk(dir: &Path, type6: &str) -> Option<PathBuf> {
+pub(crate) fn standard_tools_disk(dir: &Path, type6: &str) -> Option<PathBuf> {
     require_tool!("sgdisk", "gdisk")?;
     require_tool!("mkfs.fat", "dosfstools")?;
     require_tool!("mcopy", "mtools")?;

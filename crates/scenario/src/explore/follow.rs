@@ -28,7 +28,7 @@ use visorsim_disk::{crash_states, BlockDevice, CrashState, MemDisk, WriteLog};
 use visorsim_host::host::Host;
 
 use super::judge::{write_numbers, BankVerdicts, ContentKeys, Expected, Judge};
-use super::{etc_pairs, space, Exploration, ExploreOptions, NextOperation, StateResult};
+use super::{came_up_with_defaults, etc_pairs, space, Exploration, ExploreOptions, NextOperation, StateResult};
 
 /// What depth 2 followed, and what it did not.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -163,6 +163,7 @@ fn follow_one(
         return Err("the host did not come up again".to_owned());
     }
     let came_up_with = etc_pairs(host.etc());
+    let defaults_before = came_up_with_defaults(&host);
     let base: MemDisk = disk.fork();
     let mut recorder = WriteLog::new(disk);
     match next {
@@ -192,7 +193,11 @@ fn follow_one(
         boot: &x.boot,
         depth: 2,
         parent: Some(state.id),
-        expected: Expected { builds, configs: vec![("next config", saved), ("config before", came_up_with)] },
+        expected: Expected {
+            builds,
+            configs: vec![("next config", saved), ("config before", came_up_with)],
+            defaults_before,
+        },
         numbers: write_numbers(&log),
     };
     let all: Vec<&CrashState> = states.iter().collect();

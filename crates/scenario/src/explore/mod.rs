@@ -61,17 +61,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use visorsim_boot::boot::ModuleCache;
+use visorsim_boot::safeboot::LoaderVersion;
 use visorsim_disk::SectorSize;
 use visorsim_disk::{crash_states, BlockDevice, CrashSpace, CrashState, DiskError, LoggedIo, MemDisk, WriteLog};
 use visorsim_host::bank::{Bank, BankLocation};
 use visorsim_host::clock::SimTime;
 use visorsim_host::etc::EtcTree;
-use visorsim_host::host::{Host, HostBootOptions, HostError, HostState};
+use visorsim_host::host::{EventKind, Host, HostBootOptions, HostError, HostState};
 use visorsim_image::archive::{read_state_tgz, ArchiveLimits};
 use visorsim_image::install::{install_fresh, InstallError, InstallOptions};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 use visorsim_media::layout::Layout;
+
+use crate::checked::MAX_PAYLOAD_MB;
 
 pub use follow::FollowSummary;
 pub use judge::{fsck_banks, ContentKeys};
@@ -168,7 +171,10 @@ pub struct ExploreOptions {
     pub op: Operation,
     /// Seed of the disk and host.
     pub seed: u64,
-    /// Compressed size of s.v00 in MB.
+    /// Compressed size of s.v00 in MB of the builds the exploration makes:
+    /// the fresh install's and the upgrade's. On a customer's disk
+    /// ([`ExploreOptions::disk`]) the upgrade's s.v00 is as large as the
+    /// running one's instead (this only when the booted bank has none).
     pub payload_mb: f64,
     /// At most this many writes of an unflushed epoch lost at a cut.
     pub reorder: usize,
@@ -184,11 +190,24 @@ pub struct ExploreOptions {
     pub depth: u8,
     /// At most this many distinct depth-1 states are followed at depth 2.
     pub max_follow: usize,
-    /// How the host boots (and how its banks' vfat caches between `sync`s).
+    /// How the host boots: the loader release (`boot.loader.loader`), how
+    /// its banks' vfat caches between `sync`s.
     pub boot: HostBootOptions,
-    /// The disk to start from instead of a fresh install of build 1000
-    /// (it must boot; the setup then runs on it).
-    pub disk: Option<MemDisk>,
+    /// A customer's disk to start from instead of a fresh install of build
+    /// 1000 (it must boot; see [`Exploration::prepare`] for the setup).
+    pub disk: Option<CustomerDisk>,
+}
+
+/// A customer's disk to explore (`visorsim explore --disk`).
+#[derive(Clone, Debug)]
+pub struct CustomerDisk {
+    /// The disk as loaded from the image (explored on forks; the image
+    /// itself is never written).
+    pub disk: MemDisk,
+    /// The image the user named, as reproducers name it in `disk.image`
+    /// (the scenario runner reads any format; make it absolute, since a
+    /// relative `disk.image` is taken from the scenario file's directory).
+    pub image: String,
 }
 
 impl Default for ExploreOptions {
@@ -318,7 +337,14 @@ pub struct Exploration {
     host_after: HostState,
     boot: HostBootOptions,
     seed: u64,
+    /// The payload of the builds made (reproducers' `disk.payload_mb`).
     payload_mb: f64,
+    /// The customer's image, when the disk is one (reproducers' `disk.image`).
+    image: Option<String>,
+    /// The host came up with defaults before the operation (the customer's
+    /// `state.tgz` was not usable): defaults after a crash are then the old
+    /// configuration, not a loss.
+    defaults_before: bool,
     /// Setup steps (as scenario JSON) that reproduce the pre-operation state.
     pub setup_steps: Vec<serde_json::Value>,
     /// The operation's step (as scenario JSON).
@@ -332,6 +358,8 @@ pub struct Exploration {
 pub enum ExploreErrorKind {
     /// A system image cannot be built (payload generation or its cache).
     Image,
+    /// The disk does not boot, or the host does not come up on it.
+    Boot,
     /// The fresh install of the base disk failed.
     Install,
     /// A host step bringing the host to the state before the operation failed.
@@ -355,6 +383,16 @@ pub enum ExploreError {
         #[source]
         source: std::io::Error,
     },
+    /// See [`ExploreErrorKind::Boot`].
+    #[error("the disk does not boot with the {loader} loader: {said}{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Boot {
+        /// The loader release that booted it.
+        loader: LoaderVersion,
+        /// What the boot said (`No hypervisor found.`, `Fatal error: ...`).
+        said: String,
+        /// Why, naming where (the partition, the bank, the file).
+        reason: Option<String>,
+    },
     /// See [`ExploreErrorKind::Install`].
     #[error("installing build {build}: {source}")]
     Install {
@@ -373,7 +411,7 @@ pub enum ExploreError {
         what: String,
         /// The host's error.
         #[source]
-        source: HostError,
+        source: Box<HostError>,
     },
     /// See [`ExploreErrorKind::Operation`].
     #[error("the {op} itself: {source}", op = op.name())]
@@ -382,7 +420,7 @@ pub enum ExploreError {
         op: Operation,
         /// The host's error.
         #[source]
-        source: HostError,
+        source: Box<HostError>,
     },
     /// See [`ExploreErrorKind::CrashState`].
     #[error("crash state {id}: {source}")]
@@ -400,6 +438,7 @@ impl ExploreError {
     pub fn kind(&self) -> ExploreErrorKind {
         match self {
             ExploreError::Image { .. } => ExploreErrorKind::Image,
+            ExploreError::Boot { .. } => ExploreErrorKind::Boot,
             ExploreError::Install { .. } => ExploreErrorKind::Install,
             ExploreError::Setup { .. } => ExploreErrorKind::Setup,
             ExploreError::Operation { .. } => ExploreErrorKind::Operation,
@@ -411,7 +450,7 @@ impl ExploreError {
 /// The error of setup step `step`, the next after `done`.
 fn setup_failed(done: &[serde_json::Value], step: &serde_json::Value) -> impl FnOnce(HostError) -> ExploreError {
     let (step, what) = (done.len() + 1, step.to_string());
-    move |source| ExploreError::Setup { step, what, source }
+    move |source| ExploreError::Setup { step, what, source: Box::new(source) }
 }
 
 fn image(seed: u64, build: u32, payload_mb: f64) -> Result<SystemImage, ExploreError> {
@@ -426,7 +465,10 @@ fn image(seed: u64, build: u32, payload_mb: f64) -> Result<SystemImage, ExploreE
         .map_err(|source| ExploreError::Image { build, source })
 }
 
-/// The saved configuration in a bank's state.tgz, as (path, bytes) pairs.
+/// The saved configuration in a bank's state.tgz, as (path, bytes) pairs,
+/// as the host's restore takes it ([`EtcTree::from_files`]: paths
+/// normalised, what tar could not create skipped), so that it compares with
+/// a host's [`etc_pairs`] whoever wrote the archive.
 fn saved_config(dev: &mut MemDisk, bank_number: u32) -> Vec<(String, Vec<u8>)> {
     let volumes = visorsim_boot::volume::scan_volumes(dev).volumes;
     let Some(v) = volumes.iter().find(|v| v.number == bank_number) else { return Vec::new() };
@@ -435,8 +477,18 @@ fn saved_config(dev: &mut MemDisk, bank_number: u32) -> Vec<(String, Vec<u8>)> {
         .read(dev, "state.tgz", 64 << 20)
         .ok()
         .and_then(|b| read_state_tgz(&b, &ArchiveLimits::default()).ok())
-        .map(|files| files.into_iter().map(|f| (f.path, f.data)).collect())
+        .map(|files| etc_pairs(&EtcTree::from_files(files)))
         .unwrap_or_default()
+}
+
+/// Whether the host's last boot restored no configuration (its state.tgz
+/// was missing or unusable) and it came up with defaults.
+fn came_up_with_defaults(host: &Host) -> bool {
+    host.timeline()
+        .iter()
+        .rev()
+        .take_while(|e| e.kind != EventKind::Boot)
+        .any(|e| e.kind == EventKind::Alert && e.text.contains("booting with defaults"))
 }
 
 fn etc_pairs(etc: &EtcTree) -> Vec<(String, Vec<u8>)> {
@@ -454,39 +506,73 @@ fn space(options: &ExploreOptions) -> CrashSpace {
 }
 
 impl Exploration {
-    /// Builds the disk, brings the host to the state before the operation,
+    /// Builds the disk (or takes the customer's, [`ExploreOptions::disk`]),
+    /// boots it, brings the host to the state before the operation,
     /// records the operation and enumerates its crash states.
     ///
+    /// The setup on a built disk: boot, `old-config` saved by a backup,
+    /// (an upgrade staged,) `new-config` set (, a shutdown). On a customer's
+    /// disk the host boots what the loader picks and restores that bank's
+    /// `state.tgz`: that restored configuration *is* the old one, so nothing
+    /// is saved before the operation (the disk's own `state.tgz`, its FAT
+    /// and its leftovers stay as the customer sent them); then the same
+    /// steps from the upgrade on.
+    ///
     /// # Errors
-    /// [`ExploreError`] naming the build, the setup step or the operation
-    /// that failed.
+    /// [`ExploreError`] naming the build, the boot, the setup step or the
+    /// operation that failed.
     pub fn prepare(options: &ExploreOptions) -> Result<Exploration, ExploreError> {
         let seed = options.seed;
-        let old = image(seed, 1000, options.payload_mb)?;
-        let mut disk = match &options.disk {
-            Some(disk) => disk.fork(),
+        let (mut disk, image_path) = match &options.disk {
+            Some(customer) => (customer.disk.fork(), Some(customer.image.clone())),
             None => {
+                let old = image(seed, 1000, options.payload_mb)?;
                 let install = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed };
-                install_fresh(&old, &install).map_err(|source| ExploreError::Install { build: 1000, source })?.0
+                let disk =
+                    install_fresh(&old, &install).map_err(|source| ExploreError::Install { build: 1000, source })?.0;
+                (disk, None)
             }
         };
         let mut host = Host::new(seed, SimTime::default());
         let normal = options.boot.clone();
         let mut setup_steps = vec![serde_json::json!({ "boot": {} })];
-        host.boot(&mut disk, &normal, None);
-        let old_build = host.running().map(|r| r.build.clone()).unwrap_or_else(|| old.boot_cfg.build.clone());
-        let step = serde_json::json!({ "set_hostname": "old-config" });
-        host.set_hostname("old-config").map_err(setup_failed(&setup_steps, &step))?;
-        setup_steps.push(step);
-        let step = serde_json::json!("backup");
-        host.backup(&mut disk, false).map_err(setup_failed(&setup_steps, &step))?;
-        setup_steps.push(step);
-        let new = image(seed + 1, 2000, options.payload_mb)?;
+        let report = host.boot(&mut disk, &normal, None);
+        let Some(running) = host.running().cloned() else {
+            let said = host.timeline().iter().rev().find(|e| e.kind == EventKind::Boot).map(|e| e.text.clone());
+            let said = said.unwrap_or_else(|| "the host did not come up".to_owned());
+            // The reason, unless the boot's own words already hold it.
+            let reason = report.reason.filter(|r| !said.contains(r.as_str()));
+            return Err(ExploreError::Boot { loader: normal.loader.loader, said, reason });
+        };
+        let old_build = running.build.clone();
+        let defaults_before = came_up_with_defaults(&host);
+        // The upgrade's build is as large as the one running on a customer's
+        // disk (its s.v00, when the booted bank has one), so the upgrade
+        // writes about what the customer's next upgrade would.
+        let payload_mb = match &options.disk {
+            Some(_) => report
+                .modules
+                .iter()
+                .find(|m| m.name.eq_ignore_ascii_case("s.v00") && m.compressed_size > 0)
+                .map_or(options.payload_mb, |m| (m.compressed_size as f64 / 1_000_000.0).min(MAX_PAYLOAD_MB)),
+            None => options.payload_mb,
+        };
+        if options.disk.is_none() {
+            let step = serde_json::json!({ "set_hostname": "old-config" });
+            host.set_hostname("old-config").map_err(setup_failed(&setup_steps, &step))?;
+            setup_steps.push(step);
+            let step = serde_json::json!("backup");
+            host.backup(&mut disk, false).map_err(setup_failed(&setup_steps, &step))?;
+            setup_steps.push(step);
+        }
+        // Built only by the operations that install it (once each).
+        let new_image = || image(seed + 1, 2000, payload_mb);
+        let upgrade_step = serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } });
         let mut new_build = None;
         if matches!(options.op, Operation::Shutdown | Operation::Boot) {
-            let step = serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } });
-            host.upgrade(&mut disk, &new).map_err(setup_failed(&setup_steps, &step))?;
-            setup_steps.push(step);
+            let new = new_image()?;
+            host.upgrade(&mut disk, &new).map_err(setup_failed(&setup_steps, &upgrade_step))?;
+            setup_steps.push(upgrade_step.clone());
             new_build = Some(new.boot_cfg.build.clone());
         }
         let step = serde_json::json!({ "set_hostname": "new-config" });
@@ -497,19 +583,23 @@ impl Exploration {
             host.shutdown(&mut disk).map_err(setup_failed(&setup_steps, &step))?;
             setup_steps.push(step);
         }
-        let old_saved = saved_config(&mut disk, 5);
+        // The configuration saved before the operation, in the bank the
+        // host booted from (its /bootbank; empty when its state.tgz is not
+        // usable).
+        let old_saved = saved_config(&mut disk, running.bank);
         let mut base = disk.fork();
         let mut recorder = WriteLog::new(disk);
-        let op_failed = |source| ExploreError::Operation { op: options.op, source };
+        let op_failed = |source| ExploreError::Operation { op: options.op, source: Box::new(source) };
         let op_step = match options.op {
             Operation::Backup => {
                 host.backup(&mut recorder, false).map_err(op_failed)?;
                 serde_json::json!("backup")
             }
             Operation::Upgrade => {
+                let new = new_image()?;
                 host.upgrade(&mut recorder, &new).map_err(op_failed)?;
                 new_build = Some(new.boot_cfg.build.clone());
-                serde_json::json!({ "upgrade": { "build": 2000, "seed": seed + 1 } })
+                upgrade_step
             }
             Operation::Shutdown => {
                 host.shutdown(&mut recorder).map_err(op_failed)?;
@@ -538,7 +628,9 @@ impl Exploration {
             host_after: host.save(),
             boot: normal,
             seed,
-            payload_mb: options.payload_mb,
+            payload_mb,
+            image: image_path,
+            defaults_before,
             setup_steps,
             op_step,
             op: options.op,
@@ -589,6 +681,7 @@ impl Exploration {
             expected: Expected {
                 builds,
                 configs: vec![("new config", self.new_saved.clone()), ("old config", self.old_saved.clone())],
+                defaults_before: self.defaults_before,
             },
             numbers: judge::write_numbers(&self.log),
         }

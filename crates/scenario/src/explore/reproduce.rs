@@ -8,6 +8,10 @@
 //! violation is its depth-1 parent's crash, the boot, the next operation
 //! with its own crash, and the boot after it.
 //!
+//! On a customer's disk the scenario starts from the image the user named
+//! (`disk.image`, absolute: the file itself, which the runner only reads),
+//! with the explorer's seed, loader and cache.
+//!
 //! The expectations are what the explorer saw (the boot's outcome, the
 //! build, the host name the host came up with): the scenario *passes* while
 //! the crash window exists, and fails once a change closes it.
@@ -16,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::{json, Value};
+use visorsim_boot::safeboot::LoaderVersion;
 
 use super::{Exploration, NextOperation, Operation, StateResult};
 
@@ -59,6 +64,25 @@ fn first(x: &Exploration, r: &StateResult) -> Vec<Value> {
     }
     steps.push(json!({ "boot": {} }));
     steps
+}
+
+/// The scenario's `disk`: the built disk's seed and payload, or the
+/// customer's image itself (`disk.image`, never a copy; `seed` then seeds
+/// the host's randomness, and `payload_mb`, given when an upgrade runs,
+/// sizes the upgrade's build); the loader when it is not the current one.
+fn disk(x: &Exploration) -> Value {
+    let mut disk = json!({ "seed": x.seed, "cache": x.boot.cache.name() });
+    if x.image.is_none() || x.op != Operation::Backup {
+        disk["payload_mb"] = json!(x.payload_mb);
+    }
+    if let Some(image) = &x.image {
+        disk["image"] = json!(image);
+    }
+    let loader = x.boot.loader.loader;
+    if loader != LoaderVersion::Current {
+        disk["loader"] = json!(loader.name());
+    }
+    disk
 }
 
 /// See [`Exploration::reproducer`].
@@ -113,7 +137,7 @@ pub(super) fn reproducer(x: &Exploration, r: &StateResult, results: &[StateResul
     Some(json!({
         "description": description,
         "references": ["visorsim explore"],
-        "disk": { "seed": x.seed, "payload_mb": x.payload_mb, "cache": x.boot.cache.name() },
+        "disk": disk(x),
         "steps": steps,
     }))
 }
