@@ -436,8 +436,9 @@ pub struct Expect {
     pub outcome: Option<BootOutcome>,
     /// bootstate on disk per partition (keyed by its number, any partition
     /// the loader may scan): "valid", "upgrading", "dirty", "invalid",
-    /// "corrupted", "empty" (no parsable boot.cfg) or "missing" (no such
-    /// partition) (any case).
+    /// "corrupted", "empty" (a FAT volume without a parsable boot.cfg) or
+    /// "missing" (no bank: no such partition, or not a FAT volume) (any
+    /// case).
     #[serde(default, deserialize_with = "bank_states", skip_serializing_if = "BTreeMap::is_empty")]
     pub bank_states: BTreeMap<u32, BankStateName>,
     /// The byte the bootstate writer patches in each partition's boot.cfg
@@ -601,9 +602,9 @@ pub enum BankStateName {
     Invalid,
     /// Any other `bootstate=` (the loader's CORRUPTED).
     Corrupted,
-    /// The bank has no parsable `boot.cfg`.
+    /// A FAT volume without a parsable `boot.cfg`.
     Empty,
-    /// There is no such bank.
+    /// No bank: no such partition, or one that is not a FAT volume.
     Missing,
 }
 

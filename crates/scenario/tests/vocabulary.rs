@@ -163,7 +163,7 @@ fn bank_states_and_bootstate_bytes_show_both_views_for_any_partition() {
         [
             "bank 5 state: valid | dirty (bootstate byte '2' on disk)",
             "bank 6 state: valid | empty (no readable boot.cfg)",
-            "bank 7 state: valid | empty (no readable boot.cfg)",
+            "bank 7 state: valid | missing (not a FAT volume)",
             "bank 5 bootstate byte: '0' | dirty (bootstate byte '2' on disk)",
             "bank 6 bootstate byte: '0' | empty (no readable boot.cfg)",
             "bank 42 bootstate byte: '0' | missing (no such partition)",

@@ -26,7 +26,9 @@ const MAX_BOOT_CFG: u64 = 1 << 20;
 enum BootCfg {
     /// No such partition in the primary GPT (or MBR).
     NoPartition,
-    /// No FAT volume, or no readable boot.cfg in its root directory.
+    /// A partition, but not a FAT12/16 volume the loader can read.
+    NotFat,
+    /// A FAT volume without a readable boot.cfg in its root directory.
     Unreadable,
     /// Its bytes.
     Text(Vec<u8>),
@@ -35,17 +37,19 @@ enum BootCfg {
 impl BootCfg {
     fn read(dev: &mut MemDisk, volumes: &[Volume], number: u32) -> BootCfg {
         let Some(v) = volumes.iter().find(|v| v.number == number) else { return BootCfg::NoPartition };
-        let text = FatReader::open(dev, v.first_lba, v.sectors).ok().and_then(|reader| {
-            let file = reader.find_short(dev, &esx_short_name(b"/boot.cfg")).ok()??;
-            reader.read(dev, &file, MAX_BOOT_CFG).ok()
-        });
+        let Ok(reader) = FatReader::open(dev, v.first_lba, v.sectors) else { return BootCfg::NotFat };
+        let text = reader
+            .find_short(dev, &esx_short_name(b"/boot.cfg"))
+            .ok()
+            .flatten()
+            .and_then(|file| reader.read(dev, &file, MAX_BOOT_CFG).ok());
         text.map_or(BootCfg::Unreadable, BootCfg::Text)
     }
 
     /// The state the parser reads (`bank_states`).
     fn state(&self) -> BankStateName {
         match self {
-            BootCfg::NoPartition => BankStateName::Missing,
+            BootCfg::NoPartition | BootCfg::NotFat => BankStateName::Missing,
             BootCfg::Unreadable => BankStateName::Empty,
             BootCfg::Text(text) => SafebootConfig::parse(text)
                 .map_or(BankStateName::Empty, |c| BankStateName::of_bootstate(Some(c.bootstate))),
@@ -66,6 +70,7 @@ impl BootCfg {
     fn shown(&self) -> String {
         let byte = match (self, self.char()) {
             (BootCfg::NoPartition, _) => "no such partition".to_owned(),
+            (BootCfg::NotFat, _) => "not a FAT volume".to_owned(),
             (BootCfg::Unreadable, _) => "no readable boot.cfg".to_owned(),
             (_, Some(c)) => format!("bootstate byte {c:?} on disk"),
             (_, None) => "no bootstate line in boot.cfg's first 512 bytes".to_owned(),
