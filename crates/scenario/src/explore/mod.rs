@@ -384,14 +384,15 @@ pub enum ExploreError {
         source: std::io::Error,
     },
     /// See [`ExploreErrorKind::Boot`].
-    #[error("the disk does not boot with the {loader} loader: {said}{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    #[error("the disk does not boot with the {loader} loader{}: {said}", chose.map(|n| format!(" (it chose BANK{n})")).unwrap_or_default())]
     Boot {
         /// The loader release that booted it.
         loader: LoaderVersion,
-        /// What the boot said (`No hypervisor found.`, `Fatal error: ...`).
+        /// The bank it chose, if it chose one.
+        chose: Option<u32>,
+        /// What the boot said, as the host's timeline has it (`No
+        /// hypervisor found.`, `Fatal error: ...` with the module).
         said: String,
-        /// Why, naming where (the partition, the bank, the file).
-        reason: Option<String>,
     },
     /// See [`ExploreErrorKind::Install`].
     #[error("installing build {build}: {source}")]
@@ -540,9 +541,7 @@ impl Exploration {
         let Some(running) = host.running().cloned() else {
             let said = host.timeline().iter().rev().find(|e| e.kind == EventKind::Boot).map(|e| e.text.clone());
             let said = said.unwrap_or_else(|| "the host did not come up".to_owned());
-            // The reason, unless the boot's own words already hold it.
-            let reason = report.reason.filter(|r| !said.contains(r.as_str()));
-            return Err(ExploreError::Boot { loader: normal.loader.loader, said, reason });
+            return Err(ExploreError::Boot { loader: normal.loader.loader, chose: report.selected, said });
         };
         let old_build = running.build.clone();
         let defaults_before = came_up_with_defaults(&host);
