@@ -238,6 +238,10 @@ fn render(r: &BootReport, verbose: bool) -> String {
             ),
         }
     );
+    // The loader's own words are above; this is where it failed.
+    if let Some(why) = &r.reason {
+        let _ = writeln!(s, "why (visorsim): {why}");
+    }
     s
 }
 

@@ -345,9 +345,9 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
     if !quiet {
         print_events(&host, before);
     }
-    // The host's error says what failed (its alert is in the timeline just
-    // printed); the step is the one on the command line.
-    result.map(|()| status).map_err(|e| Failure::msg(e.to_string()))
+    // The host's error says what failed and where (its alert is in the
+    // timeline just printed); the step is the one on the command line.
+    result.map(|()| status).map_err(|e| Failure::msg(e.with_causes()))
 }
 
 /// The version of an upgrade's image when neither `--version` nor a

@@ -33,11 +33,12 @@ use crate::bootcfg::MbootConfig;
 use crate::firmware;
 use crate::load::{charge, load_modules, md5_hex, Charge, LoadError, LoadOptions, LoadedModule};
 use crate::mboot::{self, AfterFailure, ModuleSpec};
+use crate::reason;
 use crate::safeboot::{
     self, Answer, Decision, Level, LoaderVersion, LogLine, PartitionFacts, Probe, SafebootOptions, StateWrite, Verdict,
 };
 use crate::status::{self, EsxStatus};
-use crate::volume::{scan_volumes, PartKind, Volume};
+use crate::volume::{scan_volumes, PartKind, Volume, VolumeTable};
 
 /// Largest boot.cfg read (the real loader reads any size; this bounds a
 /// hostile one). A 10 MB boot.cfg is still read and parsed.
@@ -112,6 +113,8 @@ pub struct PartitionScan {
     pub number: u32,
     /// Type class.
     pub kind: PartKind,
+    /// Its first LBA, as the partition table gives it.
+    pub first_lba: u64,
     /// What the scan made of it ("bank", or why it was skipped).
     pub result: String,
 }
@@ -157,6 +160,10 @@ pub struct BootReport {
     pub partition_scheme: &'static str,
     /// Why the partition table gave nothing, if it did.
     pub partition_error: Option<String>,
+    /// When it did not boot: why, naming where (the table and its field,
+    /// the partition and its LBA, the bank and the file), in visorsim's
+    /// words beside the loader's own lines ([`crate::reason`]).
+    pub reason: Option<String>,
     /// One or two safeboot passes.
     pub passes: Vec<Pass>,
     /// The bank chainloaded, if any.
@@ -208,7 +215,7 @@ fn probe<D: BlockDevice>(
         }
         let (probe, result) = probe_volume(dev, v, &mut banks, loader);
         if v.kind != PartKind::Empty {
-            scans.push(PartitionScan { number, kind: v.kind, result });
+            scans.push(PartitionScan { number, kind: v.kind, first_lba: v.first_lba, result });
         }
         facts.push(PartitionFacts { number, probe });
     }
@@ -291,7 +298,7 @@ fn safeboot_pass<D: BlockDevice>(
     options: SafebootOptions,
     loader: LoaderVersion,
     log: &mut Vec<LogLine>,
-) -> (Pass, Vec<BankIo>, &'static str, Option<String>) {
+) -> (Pass, Vec<BankIo>, VolumeTable) {
     let table = scan_volumes(dev);
     let (facts, partitions, banks) = probe(dev, &table.volumes, table.max_number, loader);
     let decision = safeboot::decide_with(&facts, options, loader, &mut |w| {
@@ -299,7 +306,7 @@ fn safeboot_pass<D: BlockDevice>(
         write_digit(dev, bank, w)
     });
     log.extend(decision.log.iter().cloned());
-    (Pass { partitions, decision }, banks, table.scheme, table.error)
+    (Pass { partitions, decision }, banks, table)
 }
 
 /// Boots `dev`. Never panics on any disk content.
@@ -316,8 +323,8 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         }
         _ => SafebootOptions { rollback: None, fake_write_error: options.fake_write_error },
     };
-    let (pass, mut banks, scheme, partition_error) = safeboot_pass(dev, first, options.loader, &mut log);
-    let mut report = BootReport::nothing_loaded(Outcome::NoHypervisor, scheme, partition_error);
+    let (pass, mut banks, mut table) = safeboot_pass(dev, first, options.loader, &mut log);
+    let mut report = BootReport::nothing_loaded(Outcome::NoHypervisor, table.scheme, table.error.clone());
     report.passes.push(pass);
     let mut second_pass_done = false;
     loop {
@@ -325,11 +332,15 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         let (bank_no, title, rollback) = match &decision.verdict {
             Verdict::NoHypervisor => {
                 report.outcome = Outcome::NoHypervisor;
+                let pass = report.passes.last().expect("one pass");
+                report.reason = Some(reason::no_hypervisor(&table, &pass.partitions, &pass.decision.banks));
                 break;
             }
             Verdict::UnknownVersion { bank } => {
                 report.selected = Some(*bank);
                 report.outcome = Outcome::ChainloadFailed;
+                let build = decision.banks.iter().find(|b| b.number == *bank).and_then(|b| b.build.as_deref());
+                report.reason = Some(reason::chainload_failed(*bank, build));
                 break;
             }
             Verdict::Chainload { bank, title, rollback, .. } => (*bank, title.clone(), *rollback),
@@ -343,7 +354,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         let config = match read_mboot_config(dev, bank) {
             Ok(c) => c,
             Err(fatal) => {
-                fail(&mut report, &mut log, fatal, None, None);
+                fail(&mut report, &mut log, fatal, (bank_no, Some("/boot.cfg")), None, None);
                 break;
             }
         };
@@ -361,9 +372,10 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
                         text: "Shift+R pressed: returning to safeboot for a rollback.".into(),
                     });
                     let opts = SafebootOptions { rollback: Some(answer), fake_write_error: options.fake_write_error };
-                    let (pass, new_banks, _, _) = safeboot_pass(dev, opts, options.loader, &mut log);
+                    let (pass, new_banks, new_table) = safeboot_pass(dev, opts, options.loader, &mut log);
                     report.passes.push(pass);
                     banks = new_banks;
+                    table = new_table;
                     continue;
                 }
                 log.push(LogLine {
@@ -375,7 +387,7 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         let specs = match mboot::module_specs(&config) {
             Ok(s) => s,
             Err(fatal) => {
-                fail(&mut report, &mut log, fatal, None, Some(&config));
+                fail(&mut report, &mut log, fatal, (bank_no, Some("/boot.cfg")), None, Some(&config));
                 break;
             }
         };
@@ -395,7 +407,10 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
         log.extend(warnings.into_iter().map(|text| LogLine { level: Level::Warning, text }));
         match loaded {
             Ok(()) => report.outcome = Outcome::Booted,
-            Err((fatal, module)) => fail(&mut report, &mut log, fatal, module, Some(&config)),
+            Err((fatal, module)) => {
+                let path = module.as_ref().and_then(|m| specs.iter().find(|s| &s.name == m)).map(|s| s.path.clone());
+                fail(&mut report, &mut log, fatal, (bank_no, path.as_deref()), module, Some(&config))
+            }
         }
         break;
     }
@@ -407,7 +422,12 @@ pub fn boot<D: BlockDevice>(dev: &mut D, options: &BootOptions, mut cache: Optio
 fn loader_missing<D: BlockDevice>(dev: &mut D, reason: String) -> BootReport {
     let table = scan_volumes(dev);
     let line = LogLine { level: Level::Error, text: format!("The firmware could not start the loader: {reason}") };
-    let mut report = BootReport::nothing_loaded(Outcome::LoaderMissing { reason }, table.scheme, table.error);
+    let why = match reason::table_reason(&table) {
+        Some(table_reason) => format!("{reason}; {table_reason}"),
+        None => reason.clone(),
+    };
+    let mut report = BootReport::nothing_loaded(Outcome::LoaderMissing { reason }, table.scheme, table.error.clone());
+    report.reason = Some(why);
     report.log.push(line);
     report
 }
@@ -420,6 +440,7 @@ impl BootReport {
             outcome,
             partition_scheme,
             partition_error,
+            reason: None,
             passes: Vec::new(),
             selected: None,
             build: None,
@@ -446,10 +467,12 @@ fn fail(
     report: &mut BootReport,
     log: &mut Vec<LogLine>,
     fatal: mboot::Fatal,
+    (bank, path): (u32, Option<&str>),
     module: Option<String>,
     config: Option<&MbootConfig>,
 ) {
     let fatal_line = fatal.fatal_line();
+    report.reason = Some(reason::load_failed(bank, path, &fatal_line, &fatal.lines));
     for line in fatal.lines {
         log.push(LogLine { level: Level::Error, text: line });
     }
@@ -629,7 +652,11 @@ fn load_batch(
     }
     let started = clock.map(|now| now());
     let inputs: Vec<(&str, &[u8])> = batch.iter().map(|(_, p, b)| (p.as_str(), b.as_slice())).collect();
-    let loaded = load_modules(&inputs, options);
+    // Of each module only what the kernel check reads is kept (any module
+    // may be the kernel of a later boot sharing the cache); the rest
+    // streams through the loader, checked and hashed, never held.
+    let keep = options.keep.min(mboot::KERNEL_CHECK_BYTES);
+    let loaded = load_modules(&inputs, &LoadOptions { keep, ..*options });
     if let Some(spent) = clock.zip(started).map(|(now, started)| now().saturating_sub(started).as_micros() as u64) {
         *micros = Some(micros.unwrap_or(0).saturating_add(spent));
     }

@@ -13,6 +13,7 @@
 //!   load      the hot path: one module loaded as mboot does (inflate, CRC, MD5)
 //!   boot      a whole boot: I/O around safeboot and mboot, the module cache, the report
 //!   handoff   mboot's kernel, modules and command line started on qemu-system, checked
+//!   reason    why a boot did not boot, naming the table, partition, bank or file
 //!   status    esx-boot's status codes
 //! ```
 
@@ -25,6 +26,7 @@ pub mod gzip;
 pub mod handoff;
 pub mod load;
 pub mod mboot;
+pub mod reason;
 pub mod safeboot;
 pub mod status;
 pub mod volume;

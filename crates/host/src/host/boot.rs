@@ -37,18 +37,27 @@ impl Host {
         let mut loader = options.loader.clone();
         loader.load.md5 = false;
         let report = boot(dev, &loader, cache);
+        // The loader's words, then where it failed (the report's reason
+        // names the table, partition, bank or file).
+        let why = |said: String| match &report.reason {
+            Some(why) => format!("{said} ({why})"),
+            None => said,
+        };
         let summary = match &report.outcome {
             Outcome::Booted => format!(
                 "bootloader chose BANK{} build {}",
                 report.selected.unwrap_or(0),
                 report.build.as_deref().unwrap_or("?")
             ),
-            Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
-            Outcome::ChainloadFailed => format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0)),
-            Outcome::LoaderMissing { reason } => format!("The firmware could not start the loader: {reason}"),
-            Outcome::LoadFailed { status, module } => {
-                format!("Fatal error: {status}{}", module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default())
+            Outcome::NoHypervisor => why("No hypervisor found.".to_owned()),
+            Outcome::ChainloadFailed => why(format!("Failed to chainload BANK{}.", report.selected.unwrap_or(0))),
+            Outcome::LoaderMissing { reason } => {
+                format!("The firmware could not start the loader: {}", report.reason.as_deref().unwrap_or(reason))
             }
+            // "bank 5 s.v00: Fatal error: 28 (CRC error): <mboot's line>".
+            Outcome::LoadFailed { status, module } => report.reason.clone().unwrap_or_else(|| {
+                format!("Fatal error: {status}{}", module.as_ref().map(|m| format!(" loading {m}")).unwrap_or_default())
+            }),
         };
         self.event(EventKind::Boot, summary);
         if report.outcome != Outcome::Booted {
@@ -183,9 +192,12 @@ pub(super) fn read_state<D: BlockDevice>(dev: &mut D, bank: &BankLocation) -> Re
     let limit = ETC_RAMDISK_BYTES.min(defaults.max_total_bytes);
     let limits =
         ArchiveLimits { max_total_bytes: limit, max_member_bytes: defaults.max_member_bytes.min(limit), ..defaults };
+    let bank_id = Bank::<D>::id(bank);
     let files = archive::read_state_tgz(&bytes, &limits).map_err(|e| match e.kind() {
-        ArchiveErrorKind::TotalTooLarge | ArchiveErrorKind::MemberTooLarge => StateError::EtcFull { source: e, limit },
-        _ => StateError::Extract(e),
+        ArchiveErrorKind::TotalTooLarge | ArchiveErrorKind::MemberTooLarge => {
+            StateError::EtcFull { bank: bank_id, source: e, limit }
+        }
+        _ => StateError::Extract { bank: bank_id, source: e },
     })?;
     Ok(EtcTree::from_files(files))
 }

@@ -3,14 +3,15 @@
 //!
 //! Invariants:
 //! - `Display` is exactly the alert the host's scripts printed (ESXi's own
-//!   messages), which the timeline also holds.
+//!   messages); the timeline holds it followed by its causes
+//!   ([`HostError::with_causes`]: the bank, file, archive and member).
 //! - The cause, when there is one, is a typed [`BankError`],
 //!   [`ArchiveError`] or [`EtcError`], reachable as the error's `source`
 //!   (a configuration error is transparent: its message is the alert).
 
 use visorsim_image::archive::ArchiveError;
 
-use crate::bank::BankError;
+use crate::bank::{BankError, BankId};
 use crate::etc::EtcError;
 use crate::plan::{AltBankUnclean, Errno, TooLarge};
 
@@ -45,14 +46,22 @@ pub enum StateError {
     /// It could not be read.
     #[error("cannot read /bootbank/state.tgz: {0}")]
     Read(BankError),
-    /// It is not a usable state archive.
-    #[error("{0}")]
-    Extract(ArchiveError),
+    /// It is not a usable state archive (corrupt, hostile, or a zip bomb
+    /// past [`ArchiveLimits::max_ratio`](visorsim_image::archive::ArchiveLimits::max_ratio)).
+    #[error("/bootbank/state.tgz in {bank}: {source}")]
+    Extract {
+        /// The bank it was read from.
+        bank: BankId,
+        /// The archive's error (names state.tgz or local.tgz and the member).
+        source: ArchiveError,
+    },
     /// Its files do not fit in the `/etc` RAM disk (or in the host's
     /// memory): the restore is refused, as tar's extraction into a full
     /// visorfs ramdisk fails.
-    #[error("/bootbank/state.tgz: {source}: the /etc RAM disk holds {limit} bytes")]
+    #[error("/bootbank/state.tgz in {bank}: {source}: the /etc RAM disk holds {limit} bytes")]
     EtcFull {
+        /// The bank it was read from.
+        bank: BankId,
         /// The archive's own error (names local.tgz and the member).
         source: ArchiveError,
         /// What `/etc` can hold: [`ETC_RAMDISK_BYTES`], or the host's RAM when smaller.
@@ -122,6 +131,30 @@ pub enum HostError {
 }
 
 impl HostError {
+    /// The alert, then each cause that says more, in parentheses: where it
+    /// failed ("Unable to extract system configuration.  Are you out of disk
+    /// space? (/bootbank/state.tgz in partition 5: Member 'etc/a' of
+    /// local.tgz ...)"). ESXi's own line says little; visorsim's user
+    /// needs the place.
+    pub fn with_causes(&self) -> String {
+        let alert = self.to_string();
+        let mut causes: Vec<String> = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            // A transparent variant's cause may repeat what is said already.
+            if !alert.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                causes.push(text);
+            }
+            next = cause.source();
+        }
+        if causes.is_empty() {
+            alert
+        } else {
+            format!("{alert} ({})", causes.join(": "))
+        }
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> HostErrorKind {
         match self {

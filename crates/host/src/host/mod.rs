@@ -297,7 +297,7 @@ impl Host {
 
     /// Logs `error`'s text as an alert and returns it.
     fn alert(&mut self, error: HostError) -> HostError {
-        self.event(EventKind::Alert, error.to_string());
+        self.event(EventKind::Alert, error.with_causes());
         error
     }
 
