@@ -1,7 +1,8 @@
 //! `visorsim explore --disk IMAGE` (issue 12, point 3): crash-point
 //! exploration starting from a customer's disk — a raw image from `visorsim
 //! build`, the same as qcow2 and vmdk made by `qemu-img convert`, one built
-//! by standard tools only (which does not boot) — and `--loader` on explore.
+//! by standard tools only (which does not boot), one whose `state.tgz` the
+//! host cannot restore — and `--loader` on explore.
 //!
 //! Each checks that the input is byte-identical afterwards, and where the
 //! exploration finds a violation, that its reproducer names the image (the
@@ -205,4 +206,33 @@ fn explore_loader_67u1_reaches_the_reproducers() {
         let run = visorsim(&["run", file.to_str().unwrap()]);
         assert_eq!(run.status.code(), Some(0), "{}:\n{}{}", file.display(), stdout(&run), stderr(&run));
     }
+}
+
+/// A customer's disk whose `state.tgz` is a gzip of something that is not
+/// a tar archive: mboot loads it (the gzip is sound), the host cannot
+/// restore it and comes up with defaults. Coming up with defaults after a
+/// crash of the backup is then what the host did before, not a lost
+/// configuration: no state is a violation for that.
+#[test]
+fn explore_disk_whose_state_tgz_is_unusable_counts_defaults_as_the_old_config() {
+    let Some(mcopy) = require_tool!("mcopy", "mtools") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_built(dir.path());
+    let (_, report) = inspect_json(&image);
+    let (bank5, _) = partition_extent(&report, 5);
+    let junk = dir.path().join("junk.tgz");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, b"this is not a tar archive\n").unwrap();
+    fs::write(&junk, gz.finish().unwrap()).unwrap();
+    let target = format!("{}@@{bank5}", image.display());
+    let (ok, said) = run_tool(&mcopy, &["-o", "-i", &target, junk.to_str().unwrap(), "::/state.tgz"]);
+    assert!(ok, "mcopy: {said}");
+    let before = sparse_hash(&image);
+    let (code, states, summary, _) = explore_disk(&image, &dir.path().join("rep"), &[]);
+    assert_eq!(sparse_hash(&image), before, "the image is unchanged");
+    assert_eq!(code, Some(0), "{summary}");
+    let outcome = |s: &Value| s["outcome"].as_str().unwrap().to_owned();
+    assert!(states.iter().any(|s| outcome(s).contains("old build, defaults as before")), "{summary}");
+    assert!(states.iter().any(|s| outcome(s).contains("old build, new config")), "{summary}");
+    assert!(states.iter().all(|s| s["violation"] == false), "{summary}");
 }
