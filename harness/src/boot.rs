@@ -10,17 +10,18 @@ use clap::Args;
 use visorsim_boot::boot::{boot, BootOptions, BootReport, Outcome};
 use visorsim_boot::safeboot::{state_name, Level, Verdict, WriteReason};
 use visorsim_boot::volume::{scan_volumes, PartKind};
-use visorsim_disk::{BlockDevice, FileDisk, Overlay};
+use visorsim_disk::{BlockDevice, Overlay};
 use visorsim_media::fat::{check_volume, FatCheck};
 
 use crate::args::{LoaderFlags, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
 use crate::handoff::{run_handoff, HandoffResult, QemuFlags};
+use crate::image_open::open_image;
 
 /// Arguments of `visorsim boot`.
 #[derive(Args, Debug)]
 pub struct BootArgs {
-    /// Raw disk image (changed in place like a real boot, unless --dry-run).
+    /// Disk image: raw (changed in place like a real boot, unless --dry-run), or vmdk, qcow2, vhdx (booted on a temporary raw copy, never changed).
     image: PathBuf,
     #[command(flatten)]
     loader: LoaderFlags,
@@ -45,7 +46,7 @@ pub struct BootArgs {
 /// version), 8 `--qemu`: the guest received something else than mboot
 /// loaded, 9 the firmware could not start the loader (system partition).
 pub fn run(args: BootArgs) -> Result<Status, Failure> {
-    let sector_size = SectorSizeArg::resolve(args.sector_size, &args.image);
+    let image = open_image(&args.image, args.sector_size)?;
     let options = BootOptions {
         // The report shows the module load's wall time: the CLI is the edge
         // where the real clock is read.
@@ -53,16 +54,13 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         ..args.loader.boot_options()
     };
     let (report, handoff, checks) = if args.dry_run {
-        let disk = FileDisk::open_read_only(&args.image, sector_size)
-            .context(|| format!("Opening {}", args.image.display()))?;
-        let mut disk = Overlay::new(disk);
+        let mut disk = Overlay::new(image.read_only()?);
         let report = boot(&mut disk, &options, None);
         let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
         let checks = bank_checks(&mut disk, &report);
         (report, handoff, checks)
     } else {
-        let mut disk = FileDisk::open(&args.image, sector_size)
-            .context(|| format!("Opening {} for writing", args.image.display()))?;
+        let mut disk = image.writable()?;
         let report = boot(&mut disk, &options, None);
         disk.flush().context(|| format!("Syncing {}", args.image.display()))?;
         let handoff = run_handoff(&mut disk, &report, &args.qemu)?;
@@ -70,6 +68,11 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         (report, handoff, checks)
     };
     let mut notes: Vec<String> = trial_note(&report, args.dry_run).into_iter().collect();
+    // A vmdk, qcow2 or vhdx booted on its temporary raw copy: say the writes are gone.
+    let writes_kept = !args.dry_run && image.writes_kept();
+    if !args.dry_run {
+        notes.extend(image.unkept_note("this boot"));
+    }
     notes.extend(
         checks
             .iter()
@@ -80,6 +83,8 @@ pub fn run(args: BootArgs) -> Result<Status, Failure> {
         let mut value = serde_json::to_value(&report).expect("serialisable");
         if let Some(object) = value.as_object_mut() {
             object.insert("notes".to_owned(), serde_json::json!(notes));
+            object.insert("format".to_owned(), serde_json::json!(image.format().name()));
+            object.insert("writes_kept".to_owned(), serde_json::json!(writes_kept));
             let fat_checks: Vec<serde_json::Value> =
                 checks.iter().map(|(bank, c)| serde_json::json!({ "bank": bank, "check": c })).collect();
             object.insert("fat_checks".to_owned(), serde_json::json!(fat_checks));

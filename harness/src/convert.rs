@@ -1,12 +1,20 @@
 //! `visorsim export` and `visorsim import`: format conversion through
 //! `qemu-img` (crate `visorsim-tools`). Both write atomically: the output
-//! appears whole or not at all, and the input is never modified.
+//! appears whole or not at all, and the input is never modified. Each
+//! qemu-img call runs under `--timeout` (else `VISORSIM_QEMU_IMG_TIMEOUT`,
+//! else 300 s); a failure, a timeout or a SIGINT/SIGTERM leaves no
+//! temporary in the output directory (`visorsim_tools::cleanup`). `import`
+//! checks its input first, as every command reading a customer's image
+//! does (`ImageInput::verify`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
-use visorsim_tools::{ImageFormat, QemuImg};
+use visorsim_scenario::input::ImageInput;
+use visorsim_tools::qemu_img::parse_seconds;
+use visorsim_tools::{cleanup, ImageFormat, QemuImg};
 
 use crate::args::{FormatArg, SectorSizeArg};
 use crate::failure::{Context, Failure, Status};
@@ -23,6 +31,9 @@ pub struct ExportArgs {
     /// Output file.
     #[arg(long)]
     out: PathBuf,
+    /// Time limit of each qemu-img call, in seconds [default: $VISORSIM_QEMU_IMG_TIMEOUT, else 300].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
 }
 
 /// Arguments of `visorsim import`.
@@ -42,11 +53,14 @@ pub struct ImportArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    /// Time limit of each qemu-img call, in seconds [default: $VISORSIM_QEMU_IMG_TIMEOUT, else 300].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    timeout: Option<Duration>,
 }
 
 /// Runs `visorsim export`.
 pub fn export(args: ExportArgs) -> Result<Status, Failure> {
-    let qemu = QemuImg::new();
+    let qemu = qemu_img(args.timeout);
     let out_format = match args.format {
         Some(format) => format.format(),
         None => format_of_extension(&args.out)?,
@@ -71,16 +85,28 @@ pub fn export(args: ExportArgs) -> Result<Status, Failure> {
 /// Runs `visorsim import`: converts to raw next to the output, checks that
 /// the result is a disk with a partition table, then renames it into place.
 pub fn import(args: ImportArgs) -> Result<Status, Failure> {
-    let qemu = QemuImg::new();
+    let qemu = qemu_img(args.timeout);
     let in_format = args.format.map(FormatArg::format);
     require_file(&args.image)?;
     refuse_existing(&args.out, args.force)?;
+    // Damage, truncation, a missing vmdk extent or a looping backing file
+    // is refused before anything is written (the format qemu-img would
+    // probe: by magic, unless --format says).
+    let checked_format = match in_format {
+        Some(format) => format,
+        None => ImageInput::sniff(&args.image).context(|| format!("Opening {}", args.image.display()))?,
+    };
+    ImageInput::verify(&args.image, checked_format, &qemu)
+        .context(|| format!("Checking {} before import", args.image.display()))?;
     let dir = match args.out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
     let name = args.out.file_name().ok_or_else(|| Failure::msg(format!("{} has no file name", args.out.display())))?;
     let staging = dir.join(format!(".{}.import{}", name.to_string_lossy(), std::process::id()));
+    // Removed on a signal (the converted file, before its rename), and on
+    // every failure below.
+    let _on_signal = cleanup::remove_on_signal(&staging);
     let result = (|| {
         qemu.convert(&args.image, in_format, &staging, ImageFormat::Raw)
             .context(|| format!("Converting {} to raw", args.image.display()))?;
@@ -107,6 +133,15 @@ pub fn import(args: ImportArgs) -> Result<Status, Failure> {
         println!("  warning: {p}");
     }
     Ok(Status::Success)
+}
+
+/// qemu-img with `--timeout` when given, else as [`QemuImg::new`] sets it
+/// up (`VISORSIM_QEMU_IMG`, `VISORSIM_QEMU_IMG_TIMEOUT`).
+fn qemu_img(timeout: Option<Duration>) -> QemuImg {
+    match timeout {
+        Some(limit) => QemuImg::new().with_timeout(limit),
+        None => QemuImg::new(),
+    }
 }
 
 /// The output format an export's file name asks for.

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use visorsim_host::explain::explain;
-use visorsim_scenario::input::ImageInput;
 
 use crate::args::{LoaderArg, SectorSizeArg};
-use crate::failure::{Context, Failure, Status};
+use crate::failure::{Failure, Status};
+use crate::image_open::open_image;
 
 /// Arguments of `visorsim explain`.
 #[derive(Args, Debug)]
@@ -33,9 +33,8 @@ pub fn run(args: ExplainArgs) -> Result<Status, Failure> {
     if args.image.is_dir() {
         return Err(Failure::msg(format!("{} is a directory, not a disk image", args.image.display())));
     }
-    let input = ImageInput::open(&args.image).context(|| format!("Opening {}", args.image.display()))?;
-    let sector_size = SectorSizeArg::resolve(args.sector_size, input.raw_path());
-    let disk = input.load(sector_size).context(|| format!("Reading {}", args.image.display()))?;
+    let input = open_image(&args.image, args.sector_size)?;
+    let disk = input.load()?;
     let story = explain(&disk, args.loader.loader());
     if args.json {
         let mut value = serde_json::to_value(&story).expect("serialisable");

@@ -210,6 +210,9 @@ fn print_events(host: &Host, from: usize) {
 /// Runs one host step.
 pub fn run(args: HostArgs) -> Result<Status, Failure> {
     let image = &args.image;
+    // A vmdk or qcow2 would be booted on a temporary copy, and the next
+    // step would find none of this one's writes: refused, naming `import`.
+    crate::image_open::require_raw(image, "host")?;
     let (mut host, recorded) = load(image)?;
     // 512-byte or 4Kn, as the image's GPT header says.
     let sector_size = crate::args::SectorSizeArg::resolve(None, image);

@@ -2,21 +2,25 @@
 //! then each FAT volume with its VMware UUID, boot.cfg and modules.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use visorsim_boot::gzip::ModuleForm;
 use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
-use visorsim_image::inspect::{inspect, DiskReport};
+use visorsim_boot::load::DEFAULT_MEMORY_BUDGET;
+use visorsim_image::inspect::{inspect_within, DiskReport};
 use visorsim_media::fat::Severity;
+
+use visorsim_tools::ImageFormat;
 
 use crate::args::SectorSizeArg;
 use crate::failure::{Context, Failure, Status};
+use crate::image_open::open_image;
 
 /// Arguments of `visorsim inspect`.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Raw disk image (opened read-only; never modified).
+    /// Disk image: raw, vmdk, qcow2 or vhdx (only read; never modified).
     image: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
@@ -24,15 +28,24 @@ pub struct InspectArgs {
     /// Logical sector size of the image [default: detected from its GPT header, else 512].
     #[arg(long, value_enum)]
     sector_size: Option<SectorSizeArg>,
+    /// Memory inspect's reads may hold (64M to 1T): a file larger than this is reported, not read.
+    #[arg(long, value_parser = crate::args::parse_ram, default_value = "4G")]
+    ram: u64,
 }
 
 /// Runs `visorsim inspect`: exit 0 when clean, 3 when problems were found.
 pub fn run(args: InspectArgs) -> Result<Status, Failure> {
-    let report = inspect_file(&args.image, SectorSizeArg::resolve(args.sector_size, &args.image))?;
+    let image = open_image(&args.image, args.sector_size)?;
+    let report = inspect_raw(image.raw_path(), image.path(), image.sector_size(), args.ram)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("serialisable"));
+        let mut value = serde_json::to_value(&report).expect("serialisable");
+        value["format"] = serde_json::Value::String(image.format().name().to_owned());
+        println!("{}", serde_json::to_string_pretty(&value).expect("serialisable"));
     } else {
         print!("{}", render(&args.image, &report));
+        if image.format() != ImageFormat::Raw {
+            println!("(a {} image, read through a temporary raw copy; the file was not changed)", image.format());
+        }
     }
     if report.problems.is_empty() {
         Ok(Status::Success)
@@ -45,12 +58,19 @@ pub fn run(args: InspectArgs) -> Result<Status, Failure> {
 }
 
 /// Inspects a raw image file, read-only.
-pub fn inspect_file(path: &std::path::Path, sector_size: SectorSize) -> Result<DiskReport, Failure> {
-    if path.is_dir() {
+pub fn inspect_file(path: &Path, sector_size: SectorSize) -> Result<DiskReport, Failure> {
+    inspect_raw(path, path, sector_size, DEFAULT_MEMORY_BUDGET)
+}
+
+/// Inspects the raw image `raw`, read-only, naming it `name` in messages
+/// (the user's file when `raw` is its converted temporary).
+fn inspect_raw(raw: &Path, name: &Path, sector_size: SectorSize, ram: u64) -> Result<DiskReport, Failure> {
+    let path = name;
+    if raw.is_dir() {
         return Err(Failure::msg(format!("{} is a directory, not a disk image", path.display())));
     }
-    let mut disk = FileDisk::open_read_only(path, sector_size).context(|| format!("Opening {}", path.display()))?;
-    let mut report = inspect(&mut disk);
+    let mut disk = FileDisk::open_read_only(raw, sector_size).context(|| format!("Opening {}", path.display()))?;
+    let mut report = inspect_within(&mut disk, ram);
     if disk.trailing_bytes() != 0 {
         // The report's size is the file's, the one this problem names (the
         // device itself ends at the last whole sector).

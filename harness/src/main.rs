@@ -34,6 +34,7 @@ mod explore;
 mod failure;
 mod handoff;
 mod host;
+mod image_open;
 mod inspect;
 mod progress;
 mod run;
@@ -87,6 +88,12 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    // SIGINT/SIGTERM/SIGHUP: kill running tools, remove registered
+    // temporaries, exit 128 + signal. Without it a signal would still end
+    // visorsim (and its children, by PR_SET_PDEATHSIG), leaving temporaries.
+    if let Err(e) = visorsim_tools::cleanup::install_signal_handler() {
+        eprintln!("visorsim: note: no signal handler ({e}): an interrupted conversion may leave its temporary");
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => build::run(args),

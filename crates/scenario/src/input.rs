@@ -70,7 +70,7 @@ pub enum InputError {
         line: usize,
     },
     /// qemu-img could not convert it.
-    #[error("Cannot convert the {format} image {} to raw", path.display())]
+    #[error("Cannot read the {format} image {} through qemu-img", path.display())]
     Convert {
         /// The file.
         path: PathBuf,
@@ -125,16 +125,25 @@ impl ImageInput {
             });
         }
         let convert_error = |source| InputError::Convert { path: path.to_owned(), format, source };
-        if format == ImageFormat::Vmdk {
-            check_descriptor_extents(path)?;
-        }
-        qemu.verify(path, format).map_err(convert_error)?;
+        ImageInput::verify(path, format, qemu)?;
         let io_error = |source| InputError::Io { path: path.to_owned(), source };
         let temp = tempfile::Builder::new().prefix("visorsim-input.").tempdir().map_err(io_error)?;
         let on_signal = remove_on_signal(temp.path());
         let raw = temp.path().join("disk.img");
         qemu.convert(path, Some(format), &raw, ImageFormat::Raw).map_err(convert_error)?;
         Ok(ImageInput { original: path.to_owned(), format, raw, _temp: Some(temp), _on_signal: Some(on_signal) })
+    }
+
+    /// Refuses an image of `format` that would read as another disk, or
+    /// not at all, before it is converted: a vmdk descriptor's missing
+    /// extent ([`InputError::MissingExtent`]), damage or truncation that
+    /// `qemu-img check` finds, a file qemu-img cannot open (a backing file
+    /// that loops included: [`InputError::Convert`]). Raw passes.
+    pub fn verify(path: &Path, format: ImageFormat, qemu: &QemuImg) -> Result<(), InputError> {
+        if format == ImageFormat::Vmdk {
+            check_descriptor_extents(path)?;
+        }
+        qemu.verify(path, format).map_err(|source| InputError::Convert { path: path.to_owned(), format, source })
     }
 
     /// The format of the file at `path` by its magic, reading its first

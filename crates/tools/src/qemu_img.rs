@@ -145,7 +145,7 @@ pub enum QemuError {
         "{} is a damaged {format} image: qemu-img check found {corruptions} corruption(s) and {check_errors} \
          check error(s) in its metadata{}; not reading it (a copy can be repaired with `qemu-img check -r all`)",
         .path.display(),
-        truncation(*.file_size, *.image_end)
+        truncation(*.file_size, *.truncated)
     )]
     Damaged {
         /// The image.
@@ -158,8 +158,10 @@ pub enum QemuError {
         check_errors: u64,
         /// The file's size in bytes.
         file_size: u64,
-        /// Where qemu-img says the image's data ends, when it says.
-        image_end: Option<u64>,
+        /// Whether its metadata points past the end of the file (data
+        /// ending past its size, or qemu-img's "exceeding the end of the
+        /// file").
+        truncated: bool,
     },
 
     /// The request was refused before running anything.
@@ -173,13 +175,12 @@ pub enum QemuError {
 }
 
 /// The part of [`QemuError::Damaged`]'s message saying the file is cut
-/// short, when its data ends past its size.
-fn truncation(file_size: u64, image_end: Option<u64>) -> String {
-    match image_end {
-        Some(end) if end > file_size => {
-            format!(" (it is {file_size} bytes, but its data reaches byte {end}: the file is truncated)")
-        }
-        _ => String::new(),
+/// short.
+fn truncation(file_size: u64, truncated: bool) -> String {
+    if truncated {
+        format!(" (it is {file_size} bytes, and its metadata points past its end: the file is truncated)")
+    } else {
+        String::new()
     }
 }
 
@@ -347,6 +348,9 @@ pub struct CheckReport {
     /// qemu-img reports it (qcow2): past the file's size, the file is
     /// truncated.
     pub image_end: Option<u64>,
+    /// Whether qemu-img complained of a region "exceeding the end of the
+    /// file" (on stderr): the file is truncated.
+    pub past_end: bool,
 }
 
 impl CheckReport {
@@ -376,6 +380,7 @@ impl CheckReport {
             leaks: count("leaks")?,
             check_errors: count("check-errors")?,
             image_end: value.get("image-end-offset").and_then(Value::as_u64),
+            past_end: false,
         })
     }
 }
@@ -522,15 +527,28 @@ impl QemuImg {
 
     /// Refuses an image whose metadata `qemu-img check` finds damaged
     /// ([`QemuError::Damaged`]: corruptions or check errors; leaks, space
-    /// merely wasted, are fine) or that it cannot open (a missing extent
-    /// of a vmdk descriptor, a backing file that loops: [`QemuError::Failed`]
-    /// with qemu-img's words). Raw images have no metadata: `Ok` at once.
+    /// merely wasted, are fine) or that qemu-img cannot open with its
+    /// backing chain (a missing extent of a vmdk descriptor, a backing file
+    /// that loops: [`QemuError::Failed`] with qemu-img's words). Raw images have no metadata: `Ok` at once.
     /// Run it before reading an image that came from outside.
     pub fn verify(&self, image: &Path, format: ImageFormat) -> Result<(), QemuError> {
         if !format.is_checkable() {
             return Ok(());
         }
         let file_size = fs::metadata(image).map_err(|e| QemuError::io(image, e))?.len();
+        // The backing chain first: qemu-img refuses a loop here at once
+        // ("Backing file ... creates an infinite loop"), where check and
+        // convert would spin until their limit.
+        let chain = [
+            "info".into(),
+            "--backing-chain".into(),
+            "--output=json".into(),
+            "-U".into(),
+            "-f".into(),
+            format.qemu_name().into(),
+            file_arg(image),
+        ];
+        self.run_ok(&chain)?;
         let report = self.check(image, format)?;
         if report.corruptions == 0 && report.check_errors == 0 {
             return Ok(());
@@ -541,7 +559,7 @@ impl QemuImg {
             corruptions: report.corruptions,
             check_errors: report.check_errors,
             file_size,
-            image_end: report.image_end,
+            truncated: report.past_end || report.image_end.is_some_and(|end| end > file_size),
         })
     }
 
@@ -565,7 +583,8 @@ impl QemuImg {
         // 0 clean, 1 check incomplete, 2 corruptions, 3 leaks: all but a
         // failure to open or parse the image still print a JSON report.
         if matches!(out.status.code(), Some(0..=3)) {
-            if let Ok(report) = CheckReport::from_json(&String::from_utf8_lossy(&out.stdout)) {
+            if let Ok(mut report) = CheckReport::from_json(&String::from_utf8_lossy(&out.stdout)) {
+                report.past_end = String::from_utf8_lossy(&out.stderr).contains("exceeding the end of the file");
                 return Ok(report);
             }
         }
@@ -738,21 +757,20 @@ mod tests {
 
     #[test]
     fn a_damaged_image_says_whether_it_is_truncated() {
-        let damaged = |image_end| QemuError::Damaged {
+        let damaged = |truncated| QemuError::Damaged {
             path: "cust.qcow2".into(),
             format: ImageFormat::Qcow2,
             corruptions: 102,
             check_errors: 0,
             file_size: 2_000_000,
-            image_end,
+            truncated,
         };
-        let text = damaged(Some(2_031_616)).to_string();
+        let text = damaged(true).to_string();
         assert!(text.starts_with("cust.qcow2 is a damaged qcow2 image: qemu-img check found 102 corruption"), "{text}");
         assert!(
-            text.contains("it is 2000000 bytes, but its data reaches byte 2031616: the file is truncated"),
+            text.contains("it is 2000000 bytes, and its metadata points past its end: the file is truncated"),
             "{text}"
         );
-        assert!(!damaged(Some(1_000)).to_string().contains("truncated"));
-        assert!(!damaged(None).to_string().contains("truncated"));
+        assert!(!damaged(false).to_string().contains("truncated"));
     }
 }
