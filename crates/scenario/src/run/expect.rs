@@ -22,6 +22,9 @@ use crate::model::{BankStateName, BootOutcome, Expect, FileExpect, FindingName};
 /// Largest boot.cfg read for `bank_states` and `bootstate_chars` (as the host reads it).
 const MAX_BOOT_CFG: u64 = 1 << 20;
 
+/// Largest file `files` reads (larger: a mismatch naming its size), as `corrupt` does.
+const MAX_FILE: u64 = 1 << 30;
+
 /// What a partition's boot.cfg is on the medium.
 enum BootCfg {
     /// No such partition in the primary GPT (or MBR).
@@ -241,7 +244,7 @@ pub(super) fn check(w: &mut World, e: &Expect, step: usize) -> Vec<Mismatch> {
 /// The differences between partition `bank`'s file `name` and `want`:
 /// (what, expected, found) each. The file is read through the bank the way
 /// the host's scripts read it (`dir/file` allowed), at most the partition's
-/// size.
+/// size and [`MAX_FILE`].
 fn check_file(
     dev: &mut MemDisk,
     volumes: &[Volume],
@@ -253,7 +256,7 @@ fn check_file(
         return vec![("exists", "a file".into(), format!("no partition {bank}"))];
     };
     let location = BankLocation::fat(bank, v.first_lba, v.sectors);
-    let max = v.sectors.saturating_mul(dev.sector_size().bytes_u64());
+    let max = v.sectors.saturating_mul(dev.sector_size().bytes_u64()).min(MAX_FILE);
     let data = match location.read(dev, name, max) {
         Ok(data) => data,
         Err(e) if e.kind() == BankErrorKind::NotFound && want.exists == Some(false) => return Vec::new(),
