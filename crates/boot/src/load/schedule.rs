@@ -203,6 +203,7 @@ fn uncompressed(path: &str, file: &[u8], keep: usize) -> LoadedModule {
 
 #[cfg(test)]
 mod tests {
+    use super::super::buffer::{ModuleBuffer, Repr};
     use super::super::testutil::*;
     use super::super::*;
     use crate::gzip::ModuleForm;
@@ -341,6 +342,49 @@ mod tests {
         let r = load_modules(&[("/1", &f1), ("/2", &f2)], &o);
         assert_eq!(r[1], Err(LoadError::OutOfResources { bytes: b.len() as u64 }));
         assert!(load_modules(&[], &o).is_empty());
+    }
+
+    #[test]
+    fn parallel_load_keeping_a_head_equals_keeping_all() {
+        // The chain (the largest module, with the MD5s) on its own thread,
+        // the others on lowered workers, every output streamed in pieces
+        // (64 KiB under test) but for its first bytes: the same results
+        // as keeping everything, failure included.
+        let big = content(3 << 20, 20);
+        let mid = content(1 << 20, 21);
+        let mut bad = gz_chunked(&content(200_000, 22), 50_000);
+        let n = bad.len();
+        bad[n - 7] ^= 0x10; // trailer CRC
+        let files: Vec<(String, Vec<u8>)> = vec![
+            ("/k.b00".into(), gz_chunked(&mid, 300_000)),
+            ("/s.v00".into(), gz_chunked(&big, 1 << 20)),
+            ("/plain".into(), content(20_000, 23)),
+            ("/one".into(), gz(&mid)),
+            ("/bad".into(), bad),
+            ("/after".into(), gz(&big)),
+        ];
+        let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, f)| (p.as_str(), f.as_slice())).collect();
+        for b in Backend::ALL {
+            for md5 in [true, false] {
+                let all = LoadOptions { md5, ..opts(b) };
+                let full = load_modules(&refs, &all);
+                assert_eq!(full.len(), 5, "stops at the first failure");
+                assert!(matches!(full[4], Err(LoadError::CrcError { .. })), "{:?}", full[4]);
+                for keep in [0, 100, 70_000] {
+                    let head = load_modules(&refs, &LoadOptions { keep, ..all });
+                    let expected: Vec<_> = full
+                        .iter()
+                        .map(|r| {
+                            r.clone().map(|mut m| {
+                                m.data = ModuleBuffer(Repr::Heap(m.data[..m.data.len().min(keep)].to_vec()));
+                                m
+                            })
+                        })
+                        .collect();
+                    assert_eq!(head, expected, "{} md5 {md5} keep {keep}", b.name());
+                }
+            }
+        }
     }
 
     #[test]
