@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use visorsim_boot::boot::BootOptions;
 use visorsim_boot::safeboot::LoaderVersion;
-use visorsim_disk::SectorSize;
 use visorsim_host::bank::CacheMode;
 use visorsim_host::host::HostBootOptions;
 use visorsim_scenario::explore::{
@@ -134,12 +133,9 @@ fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
 /// Runs an exploration.
 pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
     let op = args.op.operation();
-    let (customer, sector_size) = match &args.disk {
-        Some(path) => {
-            let (disk, sector_size) = customer_disk(path, args.sector_size)?;
-            (Some(disk), sector_size)
-        }
-        None => (None, SectorSize::S512),
+    let customer = match &args.disk {
+        Some(path) => Some(customer_disk(path, args.sector_size)?),
+        None => None,
     };
     let options = ExploreOptions {
         op,
@@ -235,12 +231,6 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         print_windows(&first);
     }
     if let Some(dir) = &args.reproducers {
-        if sector_size != SectorSize::S512 {
-            eprintln!(
-                "note: the disk has {}-byte sectors; scenario files read disk.image with 512-byte sectors, so these reproducers do not replay",
-                sector_size.len()
-            );
-        }
         let written = write_reproducers(&exploration, &results, dir)
             .context(|| format!("Writing reproducers into {}", dir.display()))?;
         for path in written {
@@ -252,8 +242,10 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
 
 /// The `--disk` image, loaded (any format: a vmdk, qcow2 or vhdx through a
 /// sparse raw temporary; the file itself only read), with the path
-/// reproducers name (absolute) and its sector size.
-fn customer_disk(path: &Path, flag: Option<SectorSizeArg>) -> Result<(CustomerDisk, SectorSize), Failure> {
+/// reproducers name (absolute). The scenario runner finds a 4Kn image's
+/// sector size the way [`SectorSizeArg::resolve`] does, so its reproducers
+/// replay too.
+fn customer_disk(path: &Path, flag: Option<SectorSizeArg>) -> Result<CustomerDisk, Failure> {
     if path.is_dir() {
         return Err(Failure::msg(format!("--disk {}: a directory, not a disk image", path.display())));
     }
@@ -261,7 +253,7 @@ fn customer_disk(path: &Path, flag: Option<SectorSizeArg>) -> Result<(CustomerDi
     let sector_size = SectorSizeArg::resolve(flag, input.raw_path());
     let disk = input.load(sector_size).context(|| format!("Reading --disk {}", path.display()))?;
     let image = std::path::absolute(path).context(|| format!("Resolving --disk {}", path.display()))?;
-    Ok((CustomerDisk { disk, image: image.display().to_string() }, sector_size))
+    Ok(CustomerDisk { disk, image: image.display().to_string() })
 }
 
 /// `word` as one shell word: as it is when it needs no quoting, else in

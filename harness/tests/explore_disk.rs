@@ -236,3 +236,21 @@ fn explore_disk_whose_state_tgz_is_unusable_counts_defaults_as_the_old_config() 
     assert!(states.iter().any(|s| outcome(s).contains("old build, new config")), "{summary}");
     assert!(states.iter().all(|s| s["violation"] == false), "{summary}");
 }
+
+/// A 4Kn image from `visorsim build --sector-size 4096`: explored with the
+/// sector size its GPT header shows, and its reproducer replays (the
+/// scenario runner reads `disk.image` with that sector size too).
+#[test]
+fn explore_disk_on_a_4kn_image_replays_its_reproducer() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("customer-4kn.img");
+    let args = ["build", "--out", image.to_str().unwrap(), "--seed", "1", "--payload-mb", "1", "--sector-size", "4096"];
+    let out = visorsim(&args);
+    assert!(out.status.success(), "build: {}", stderr(&out));
+    let before = sparse_hash(&image);
+    let (code, _, summary, files) = explore_disk(&image, &dir.path().join("rep"), &[]);
+    assert_eq!(code, Some(7), "{summary}");
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_replays(&files[0], &image);
+    assert_eq!(sparse_hash(&image), before, "the image is unchanged");
+}

@@ -184,7 +184,14 @@ fn build_disk(spec: &DiskSpec, base: &Path) -> Result<MemDisk, RunError> {
         // Any format (vmdk/qcow2/vhdx through a sparse raw temporary), read
         // by data extents: a mostly empty 8 GiB image loads in its data's time.
         let input = ImageInput::open(&path).map_err(|e| unreadable(&e).with_source(e))?;
-        return input.load(SectorSize::S512).map_err(|e| {
+        // The sector size from where the GPT header lies, as every command
+        // finds it (512 when the bytes do not tell): a 4Kn image loads as one.
+        let sector_size = std::fs::File::open(input.raw_path())
+            .and_then(|mut f| visorsim_media::sector::detect_sector_size(&mut f))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        return input.load(sector_size).map_err(|e| {
             let lba = match &e {
                 InputError::Disk { source, .. } => source.lba(),
                 _ => 0,
