@@ -200,3 +200,49 @@ impl Places {
         format!("partition {}, {region}", v.number)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use visorsim_disk::SectorSize;
+    use visorsim_image::install::{install_fresh, InstallOptions};
+    use visorsim_image::payload::default_cache_dir;
+    use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
+    use visorsim_media::layout::Layout;
+
+    use super::*;
+
+    #[test]
+    fn a_write_is_named_by_partition_region_and_file() {
+        let spec = ImageSpec {
+            version: "6.7.0".into(),
+            build_number: 1000,
+            seed: 1,
+            payload: PayloadSize::Compressed(100_000),
+            hostname: "localhost".into(),
+        };
+        let image = SystemImage::build(&spec, default_cache_dir().as_deref(), &mut |_, _| {}).unwrap();
+        let options = InstallOptions { layout: Layout::Esxi6, size: None, sector_size: SectorSize::S512, seed: 1 };
+        let mut disk = install_fresh(&image, &options).unwrap().0;
+        let places = Places::of(&mut disk);
+        let v = *places.volumes.iter().find(|v| v.number == 5).unwrap();
+        let reader = FatReader::open(&mut disk, v.first_lba, v.sectors).unwrap();
+        let g = *reader.geometry();
+        let fat = v.first_lba + u64::from(g.reserved_sectors);
+        let root = fat + u64::from(g.fats) * u64::from(g.fat_sectors);
+        let s_v00 = reader.find(&mut disk, "s.v00").unwrap().unwrap();
+        let data = reader.runs(&mut disk, &s_v00).unwrap()[0].lba;
+        let last = disk.sector_count() - 1;
+        for (lba, name) in [
+            (1, "the primary GPT"),
+            (last, "the backup GPT"),
+            (v.first_lba, "partition 5, boot sector"),
+            (fat + 1, "partition 5, FAT"),
+            (root, "partition 5, root directory"),
+            (data, "partition 5, S.V00"),
+            (v.first_lba + v.sectors - 1, "partition 5, cluster"),
+        ] {
+            let found = places.name(&disk, lba);
+            assert!(found.starts_with(name), "LBA {lba}: {found}");
+        }
+    }
+}
