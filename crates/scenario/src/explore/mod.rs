@@ -25,6 +25,12 @@
 //!                                        states ─► FAT check ─► boot ─► judge          (depth 2)
 //! ```
 //!
+//! The base disk is a fresh install, or a customer's disk
+//! ([`ExploreOptions::disk`], `visorsim explore --disk`): the setup then
+//! starts by booting it as the loader decides and restoring its
+//! `state.tgz`, and a disk that does not boot is an error that says why
+//! ([`ExploreError::Boot`]); see [`Exploration::prepare`].
+//!
 //! Depth 2 (*follow-through*): a crash state is booted, the host comes up
 //! and does the next thing a host does ([`Operation::next`]: the next
 //! hourly backup, with a changed configuration so it writes; after an
