@@ -18,13 +18,19 @@ pub struct RunArgs {
     /// Print each result as JSON, one line per file (no total line).
     #[arg(long)]
     json: bool,
+    /// The host's memory (64M to 1T) for every scenario that does not set `disk.ram` (a scenario's own value wins) [default: 4G].
+    #[arg(long, value_parser = crate::args::parse_ram)]
+    ram: Option<u64>,
 }
 
 /// Runs the scenarios: exit 0 when all pass, 7 when an expectation is unmet.
 pub fn run(args: RunArgs) -> Result<Status, Failure> {
     let mut failed = 0;
     for path in &args.files {
-        let scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+        let mut scenario = visorsim_scenario::load_file(path).map_err(|e| Failure::msg(e.to_string()))?;
+        // `--ram` is the default a scenario's `disk.ram` overrides: a
+        // scenario that sets its memory is testing that memory.
+        scenario.disk.ram = scenario.disk.ram.or(args.ram);
         let base = path.parent().unwrap_or(Path::new("."));
         let result = visorsim_scenario::run(&scenario, base).map_err(|e| match e.step() {
             Some(step) => Failure::msg(format!("{}: step {step}: {e}", path.display())),

@@ -129,8 +129,18 @@ pub struct ModuleReport {
     pub check: Option<ModuleCheck>,
 }
 
-/// Inspects `dev`. Problems are collected in the report, never panicked on.
+/// Inspects `dev` within the default memory budget
+/// ([`visorsim_boot::load::DEFAULT_MEMORY_BUDGET`]). Problems are collected
+/// in the report, never panicked on.
 pub fn inspect<D: BlockDevice>(dev: &mut D) -> DiskReport {
+    inspect_within(dev, visorsim_boot::load::DEFAULT_MEMORY_BUDGET)
+}
+
+/// Inspects `dev`, its reads drawing on `memory_budget` bytes (`--ram`):
+/// a file is read whole and its check inflates through a 1 MiB buffer, so
+/// a file larger than the budget is not read but reported, and inspect
+/// holds at most about the budget whatever the disk says.
+pub fn inspect_within<D: BlockDevice>(dev: &mut D, memory_budget: u64) -> DiskReport {
     let mut problems = Vec::new();
     let ss = dev.sector_size().bytes_u64();
     let size = dev.size_bytes();
@@ -157,7 +167,7 @@ pub fn inspect<D: BlockDevice>(dev: &mut D) -> DiskReport {
     let mut partitions = Vec::new();
     if let Some(table) = &table {
         for entry in &table.entries {
-            partitions.push(inspect_partition(dev, table, entry, ss, &mut problems));
+            partitions.push(inspect_partition(dev, table, entry, ss, memory_budget, &mut problems));
         }
     }
     DiskReport {
@@ -190,6 +200,7 @@ fn inspect_partition<D: BlockDevice>(
     table: &Table,
     entry: &gpt::Entry,
     ss: u64,
+    memory_budget: u64,
     problems: &mut Vec<String>,
 ) -> PartitionReport {
     let mut report = PartitionReport {
@@ -231,7 +242,7 @@ fn inspect_partition<D: BlockDevice>(
             (entry.first_lba + 1).saturating_mul(ss)
         ));
     }
-    report.fat = read_fat(dev, entry.first_lba, sectors, uuid, &where_, problems);
+    report.fat = read_fat(dev, entry.first_lba, sectors, uuid, &where_, memory_budget, problems);
     if entry.type_guid == EFI_SYSTEM && report.fat.is_some() {
         let part = firmware::SystemPartition { number: entry.number, first_lba: entry.first_lba, sectors };
         report.loader =
@@ -253,6 +264,7 @@ fn read_fat<D: BlockDevice>(
     sectors: u64,
     vmware_uuid: Option<vmfat::VmfatUuid>,
     where_: &str,
+    memory_budget: u64,
     problems: &mut Vec<String>,
 ) -> Option<FatReport> {
     let ss = dev.sector_size().bytes_u64();
@@ -321,6 +333,14 @@ fn read_fat<D: BlockDevice>(
         let entry = report.files.iter().find(|f| f.name.eq_ignore_ascii_case(name))?;
         if entry.size > part_bytes {
             problems.push(format!("{where_}: {name} claims {} bytes, more than the partition holds", entry.size));
+            return None;
+        }
+        if entry.size > memory_budget {
+            problems.push(format!(
+                "{where_}: {name} is {} bytes, more than the memory budget of {memory_budget} bytes (--ram): not read, \
+                 so not checked (mboot would stop with \"Fatal error: 10 (Out of resources)\")",
+                entry.size
+            ));
             return None;
         }
         let short = short_name(&entry.short_name)?;

@@ -69,9 +69,13 @@ pub enum StateError {
     },
 }
 
-/// The size of the `etc` ramdisk `/etc` lives in: 28 MiB (28672 KiB), as
-/// `esxcli system visorfs ramdisk list` shows it on ESXi 6.x and 7.x hosts.
-/// Restoring a `state.tgz` whose files do not fit fails.
+/// The size of the `etc` ramdisk `/etc` lives in: 28 MiB (28672 KiB). This
+/// is our choice, not a measured figure: a host shows its ramdisks' sizes
+/// (`esxcli system visorfs ramdisk list`, `vdf -h`), but we found no public
+/// listing of the `etc` ramdisk's to cite. 28 MiB is far above every `/etc`
+/// visorsim writes (a fresh one is a few dozen KiB) and small enough that a
+/// hostile state.tgz is refused long before it costs real memory (see
+/// docs/host.md, Memory). Restoring a `state.tgz` whose files do not fit fails.
 pub const ETC_RAMDISK_BYTES: u64 = 28 << 20;
 
 /// Why a host operation failed (its alert is also in the timeline).
