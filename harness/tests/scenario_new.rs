@@ -7,7 +7,7 @@
 //! ones referenced; an existing `--out` is kept without `--force`.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -175,6 +175,24 @@ fn scenario_new_from_a_disk_whose_booted_bank_lacks_a_module() {
     assert!(now.get("config").is_none(), "no host comes up to restore a configuration");
     assert_passes(&scenario);
     assert_eq!(sparse_hash(&image), before, "the input is unchanged");
+}
+
+#[test]
+fn scenario_new_from_a_disk_whose_primary_gpt_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy_fixture(dir.path(), "customer.img");
+    let file = fs::OpenOptions::new().write(true).open(&image).unwrap();
+    file.write_all_at(b"XXXX", 512 + 16).unwrap(); // the primary header's CRC field
+    drop(file);
+    let out = dir.path().join("gpt.json");
+    let v = scenario_new(&image, &out, &[]);
+    // The loader reads the primary only: no bank, nothing boots.
+    assert_eq!(expect(&v, 1)["bank_states"], serde_json::json!({"5": "missing", "6": "missing"}));
+    let now = expect(&v, 3);
+    assert_eq!((now["outcome"].as_str(), now["running"].as_bool()), (Some("no_hypervisor"), Some(false)));
+    assert_eq!(now["log_contains"], serde_json::json!(["No hypervisor found."]));
+    assert!(v["description"].as_str().unwrap().contains("primary GPT is damaged"), "explain's risk is named");
+    assert_passes(&out);
 }
 
 #[test]

@@ -209,6 +209,20 @@ pub fn scenario(story: &Explanation, origin: &ImageOrigin, placement: &Placement
         }
     }
 
+    // Banks 5 and 6 that the current loader's scan did not meet are not in
+    // the primary GPT (it tries every number up to the table's last, and a
+    // corrupt primary hides them all): the medium has no such partition
+    // before the boot or after it. (No scan at all when the firmware could
+    // not start the loader; the 6.7u1 loader lists both banks anyway.)
+    let scan_ran = !matches!(next.ended, Outcome::LoaderMissing { .. });
+    let absent: Vec<u32> = [5, 6]
+        .into_iter()
+        .filter(|n| scan_ran && story.loader == LoaderVersion::Current && !story.banks.iter().any(|b| b.number == *n))
+        .collect();
+    for &n in &absent {
+        before.bank_states.insert(n, BankStateName::Missing);
+    }
+
     // Step 3: what the next boot does.
     let mut after = Expect {
         running: Some(booted),
@@ -245,6 +259,9 @@ pub fn scenario(story: &Explanation, origin: &ImageOrigin, placement: &Placement
         if confirmed {
             after.timeline_contains.push("jumpstart: the trial boot succeeded".to_owned());
         }
+    }
+    for &n in &absent {
+        after.bank_states.insert(n, BankStateName::Missing);
     }
     if let (true, Some(restore)) = (booted, &story.restore) {
         if restore.usable {
