@@ -294,3 +294,44 @@ fn a_new_output_is_not_private() {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&out), mode(&plain));
 }
+
+/// `verify` passes a sound image of every format, and refuses a qcow2 cut
+/// in half (damaged, truncated: `convert` alone would read its missing
+/// clusters as zeros and succeed) and a qcow2 whose backing file is itself
+/// (at once: `convert` would spin until its limit).
+#[test]
+fn verify_refuses_a_truncated_qcow2_and_a_backing_loop() {
+    let Some((dir, input, qemu)) = setup() else { return };
+    qemu.verify(&input, ImageFormat::Raw).unwrap();
+    for format in [ImageFormat::Qcow2, ImageFormat::Vmdk, ImageFormat::Vhdx] {
+        let out = dir.path().join(format!("disk.{format}"));
+        qemu.convert(&input, Some(ImageFormat::Raw), &out, format).unwrap();
+        qemu.verify(&out, format).unwrap_or_else(|e| panic!("{format}: {e}"));
+    }
+
+    let whole = fs::read(dir.path().join("disk.qcow2")).unwrap();
+    let cut = dir.path().join("cut.qcow2");
+    fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    let convert_alone = dir.path().join("cut.raw");
+    qemu.convert(&cut, Some(ImageFormat::Qcow2), &convert_alone, ImageFormat::Raw)
+        .expect("qemu-img convert itself does not notice the truncation");
+    let err = qemu.verify(&cut, ImageFormat::Qcow2).unwrap_err();
+    let QemuError::Damaged { corruptions, truncated, file_size, .. } = err else { panic!("{err:?}") };
+    assert!(corruptions > 0 && truncated, "{err}");
+    assert_eq!(file_size, (whole.len() / 2) as u64);
+    assert!(err.to_string().contains("cut.qcow2 is a damaged qcow2 image"), "{err}");
+
+    // The backing file's name written into the header (offset and size at
+    // bytes 8..20), pointing at the image itself.
+    let mut looped = whole.clone();
+    let name = b"self.qcow2";
+    looped[0x1000..0x1000 + name.len()].copy_from_slice(name);
+    looped[8..16].copy_from_slice(&0x1000u64.to_be_bytes());
+    looped[16..20].copy_from_slice(&(name.len() as u32).to_be_bytes());
+    let this = dir.path().join("self.qcow2");
+    fs::write(&this, &looped).unwrap();
+    let started = Instant::now();
+    let err = qemu.with_timeout(Duration::from_secs(20)).verify(&this, ImageFormat::Qcow2).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once: {:?}", started.elapsed());
+    assert!(matches!(err, QemuError::Failed { .. }) && err.to_string().contains("infinite loop"), "{err}");
+}
