@@ -150,7 +150,12 @@ const NICE_STEP: libc::c_int = 5;
 /// `SCHED_FIFO` or `SCHED_RR` (down to the lowest), else [`NICE_STEP`] nice
 /// levels each (up to 19). Lowering needs no privilege; a refusal is harmless
 /// (the thread keeps its priority), so results are ignored. Threads the
-/// caller creates afterwards inherit the lower priority.
+/// caller creates afterwards inherit the lower priority. Nice levels
+/// weigh threads against each other within their autogroup (Linux's
+/// default where `kernel.sched_autogroup_enabled` is 1: one group per
+/// session); without autogroups, the lowered threads also yield to other
+/// processes' threads, so a load on a busy machine leans more on its
+/// chain thread.
 pub(super) fn lower_priority(steps: libc::c_int) {
     // SAFETY: these calls only read or change the calling thread's
     // scheduling parameters; `param` is a live local.
