@@ -31,16 +31,16 @@ use crate::failure::{Context, Failure, Status};
 #[derive(Args, Debug)]
 pub struct NewArgs {
     /// The customer's disk image: raw, vmdk, qcow2 or vhdx (only read; never modified).
-    #[arg(long)]
+    #[arg(long, value_name = "IMAGE")]
     from: PathBuf,
     /// The scenario file to write (DIR/name.json; a copy of the image goes beside it as DIR/name.img).
-    #[arg(long, value_parser = json_path)]
+    #[arg(long, value_name = "FILE", value_parser = json_path)]
     out: PathBuf,
     /// Which bootloader the scenario boots with (its `disk.loader`): current (ESXi 7.0 to 9.0) or 6.7u1.
     #[arg(long, value_enum, default_value_t = LoaderArg::Current)]
     loader: LoaderArg,
     /// Images with more data than this (not counting holes) are referenced by path, not copied beside the scenario.
-    #[arg(long, value_parser = parse_threshold, default_value = "16M")]
+    #[arg(long, value_name = "SIZE", value_parser = parse_threshold, default_value = "16M")]
     copy_threshold: u64,
     /// Replace --out (and its copy of the image) if they exist.
     #[arg(long)]
