@@ -585,6 +585,10 @@ fn text_boot_says_why_a_corrupt_primary_gpt_finds_no_hypervisor() {
         "No hypervisor found.",
         &["Primary GPT header at LBA 1: HeaderCRC32", "esx-boot reads only the primary GPT"],
     );
+    // The JSON report carries the same reason beside the table's error.
+    let json = measured(&["boot", "--dry-run", "--json", path.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_str(&json.out).unwrap();
+    assert!(report["reason"].as_str().unwrap().starts_with(report["partition_error"].as_str().unwrap()), "{report}");
 }
 
 #[test]
