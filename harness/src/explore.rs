@@ -208,7 +208,8 @@ pub fn explore(args: ExploreArgs) -> Result<Status, Failure> {
         }
         let summary = serde_json::json!({ "summary": {
             "op": op.name(), "seed": args.seed, "shard": args.shard, "writes": writes, "flushes": flushes,
-            "depth": options.depth, "command": command,
+            "depth": options.depth, "command": command, "loader": loader.name(),
+            "disk": args.disk.as_ref().map(|p| p.display().to_string()),
             "states": first.len(), "seconds": seconds, "follow_seconds": follow_seconds,
             "outcomes": tally(&first), "follow": follow,
             "verdict": verdict.json(), "by_depth": classes_json(&results), "windows": windows_json(&first),
