@@ -126,6 +126,7 @@ impl FsckFat {
             .tempfile_in(&dir)
             .map_err(|e| ToolError::io(dir, e))?;
         let path = temp.path().to_owned();
+        let _on_signal = crate::cleanup::remove_on_signal(&path);
         temp.as_file().write_all_at(volume, 0).map_err(|e| ToolError::io(&path, e))?;
         self.output_of_file(&path)
     }
@@ -151,6 +152,7 @@ impl FsckFat {
             .tempfile_in(&dir)
             .map_err(|e| ToolError::io(dir, e))?;
         let path = temp.path().to_owned();
+        let _on_signal = crate::cleanup::remove_on_signal(&path);
         let io = |e| ToolError::io(&path, e);
         temp.as_file().set_len(len).map_err(io)?;
         for (offset, bytes) in extents {
