@@ -259,7 +259,12 @@ fn check_file(
     let max = v.sectors.saturating_mul(dev.sector_size().bytes_u64()).min(MAX_FILE);
     let data = match location.read(dev, name, max) {
         Ok(data) => data,
-        Err(e) if e.kind() == BankErrorKind::NotFound && want.exists == Some(false) => return Vec::new(),
+        Err(e) if e.kind() == BankErrorKind::NotFound => {
+            return match want.exists {
+                Some(false) => Vec::new(),
+                _ => vec![("exists", "a file".into(), format!("no such file in partition {bank}"))],
+            };
+        }
         Err(e) => return vec![("exists", "a file".into(), format!("not readable in partition {bank}: {e}"))],
     };
     let mut out = Vec::new();
