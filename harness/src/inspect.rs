@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use visorsim_boot::gzip::ModuleForm;
-use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_boot::load::DEFAULT_MEMORY_BUDGET;
+use visorsim_disk::{BlockDevice, FileDisk, SectorSize};
 use visorsim_image::inspect::{inspect_within, DiskReport};
 use visorsim_media::fat::Severity;
 
