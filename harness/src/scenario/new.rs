@@ -18,7 +18,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use visorsim_disk::{FileDisk, SectorSize};
+use visorsim_disk::FileDisk;
 use visorsim_host::explain::explain;
 use visorsim_scenario::from_image::{self, ImageOrigin, Placement};
 use visorsim_scenario::input::ImageInput;
@@ -77,13 +77,10 @@ pub fn run(args: NewArgs) -> Result<Status, Failure> {
     refuse_existing(&args.out, args.force)?;
 
     let input = ImageInput::open(&args.from).context(|| format!("Opening {}", args.from.display()))?;
-    if SectorSizeArg::resolve(None, input.raw_path()) != SectorSize::S512 {
-        return Err(Failure::msg(format!(
-            "{} has 4096-byte sectors: a scenario's disk.image is read with 512-byte sectors",
-            args.from.display()
-        )));
-    }
-    let disk = input.load(SectorSize::S512).context(|| format!("Reading {}", args.from.display()))?;
+    // The runner reads a disk.image with the sector size its GPT header
+    // shows, as every command does; so a 4Kn image is read the same way here.
+    let sector_size = SectorSizeArg::resolve(None, input.raw_path());
+    let disk = input.load(sector_size).context(|| format!("Reading {}", args.from.display()))?;
     let origin = ImageOrigin::read(&input, &disk).context(|| format!("Reading {}", args.from.display()))?;
     if origin.path == out {
         return Err(Failure::msg(format!("--out {} is the image itself: not replacing it", args.out.display())));
