@@ -239,3 +239,17 @@ fn the_write_caches_losses_follow_the_fault_seed_and_are_shown() {
     let plain = run_text(r#"{"disk": {}, "steps": [{"boot": {}}, "power_cut"]}"#);
     assert_eq!(plain.timeline[1].result, "host off");
 }
+
+#[test]
+fn a_failed_boot_row_says_where_it_failed() {
+    // s.v00's deflate data overwritten: mboot stops with a fatal error, and
+    // the row names the bank and the module beside the loader's words.
+    let result = run_text(
+        r#"{"disk": {}, "steps": [
+            {"corrupt": {"file": {"bank": 5, "file": "s.v00"}, "offset": 64, "bytes": "ff ff ff ff ff ff ff ff"}},
+            {"boot": {}}]}"#,
+    );
+    let row = &result.timeline[1].result;
+    assert!(row.starts_with("Fatal error: "), "{row}");
+    assert!(row.contains("(why: bank 5 s.v00: Fatal error: "), "{row}");
+}

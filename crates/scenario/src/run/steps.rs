@@ -54,6 +54,17 @@ fn boot_options(b: &BootStep, disk: &DiskSpec) -> HostBootOptions {
 }
 
 fn boot_summary(report: &BootReport) -> String {
+    let said = loader_summary(report);
+    // Where it failed, in visorsim's words (BootReport::reason), beside the
+    // loader's own line: the table and field, the partition, the bank and file.
+    match &report.reason {
+        Some(reason) if report.outcome != Outcome::Booted => format!("{said} (why: {reason})"),
+        _ => said,
+    }
+}
+
+/// The loader's own words for the boot's outcome.
+fn loader_summary(report: &BootReport) -> String {
     match &report.outcome {
         Outcome::Booted => format!("booted BANK{}", report.selected.unwrap_or(0)),
         Outcome::NoHypervisor => "No hypervisor found.".to_owned(),
