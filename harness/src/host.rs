@@ -19,7 +19,7 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 use visorsim_disk::{BlockDevice, FileDisk};
 use visorsim_host::clock::SimTime;
-use visorsim_host::host::{bank_summaries, DiskIdentity, Host, HostBootOptions, HostError, HostState};
+use visorsim_host::host::{bank_summaries, DiskIdentity, Host, HostBootOptions, HostError, HostErrorKind, HostState};
 use visorsim_image::payload::default_cache_dir;
 use visorsim_image::system::{ImageSpec, PayloadSize, SystemImage};
 
@@ -298,7 +298,17 @@ pub fn run(args: HostArgs) -> Result<Status, Failure> {
             host.upgrade(&mut disk, &image)
         }
         Step::Reboot { flags } => {
-            let report = host.reboot(&mut disk, &flags.options(), None);
+            let (report, shutdown) = host.reboot_keeping_error(&mut disk, &flags.options(), None);
+            // The host boots whatever its shutdown backup did (shutdown.sh
+            // goes on after backup.sh 1 fails), so the failure is told, not
+            // turned into this step's exit status; from a host that was
+            // off nothing ran before the boot.
+            match shutdown {
+                Err(e) if e.kind() != HostErrorKind::NotRunning => {
+                    eprintln!("warning: the shutdown backup failed, the host rebooted anyway: {}", e.with_causes())
+                }
+                _ => {}
+            }
             status = Status::of_boot(&report.outcome);
             quiet = print_report(&flags, &report);
             Ok(())

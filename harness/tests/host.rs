@@ -330,3 +330,43 @@ fn explore_shards_merge_into_the_whole() {
     };
     assert_eq!(table(&stdout(&merged)), table(&stdout(&whole)), "{}\n---\n{}", stdout(&merged), stdout(&whole));
 }
+
+#[test]
+fn reboot_tells_a_failed_shutdown_backup_and_boots_anyway() {
+    if visorsim_testkit::require_tool!("mcopy", "mtools").is_none() {
+        return;
+    }
+    let h = HostImage::copy_of(esxi6());
+    h.step(&["boot"]);
+    // Bank 5 (LBA 8224 in the esxi6 layout) filled to its last cluster with
+    // mtools, so backup.sh 1 cannot write state.tgz.
+    let bank5 = format!("{}@@{}", h.path(), 8224 * 512);
+    let mdir =
+        std::process::Command::new("mdir").args(["-i", &bank5, "::"]).env("MTOOLS_SKIP_CHECK", "1").output().unwrap();
+    let listing = String::from_utf8_lossy(&mdir.stdout).into_owned();
+    let free: u64 = listing
+        .lines()
+        .find_map(|l| l.trim().strip_suffix("bytes free"))
+        .map(|n| n.split_whitespace().collect::<String>().parse().unwrap())
+        .unwrap_or_else(|| panic!("no free space in mdir's listing: {listing}"));
+    let dir = tempfile::tempdir().unwrap();
+    let fill = dir.path().join("fill");
+    fs::write(&fill, vec![0u8; free as usize]).unwrap();
+    let copy = std::process::Command::new("mcopy")
+        .args(["-i", &bank5, fill.to_str().unwrap(), "::fill"])
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "mcopy: {}", String::from_utf8_lossy(&copy.stderr));
+
+    let out = h.try_step(&["reboot"]);
+    assert!(out.status.success(), "the host boots anyway: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "warning: the shutdown backup failed, the host rebooted anyway: Error (1) saving state to /bootbank"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("up on build"), "{}", stdout(&out));
+}
